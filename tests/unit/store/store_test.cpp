@@ -1,0 +1,2 @@
+// placeholder: filled in by the owner of this module
+#include <doctest/doctest.h>
