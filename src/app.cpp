@@ -1,1 +1,137 @@
-// placeholder: composition root
+#include "app.h"
+
+#include <csignal>
+#include <uv.h>
+
+#include "api/rate_limiter.h"
+#include "api/router.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "http/server.h"
+#include "store/db.h"
+#include "store/store.h"
+
+namespace aloha {
+
+struct App::Impl {
+  Config config;
+  uv_loop_t loop{};
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<api::RateLimiter> limiter;
+  std::unique_ptr<api::Router> router;
+  std::unique_ptr<http::Server> server;
+  uv_prepare_t commit_handle{};   // group commit at the end of every loop iteration
+  uv_timer_t maintenance{};       // limiter pruning, WAL checkpoints
+  uv_signal_t sigterm{}, sigint{};
+  bool stopping = false;
+  int exit_code = 0;
+
+  void begin_shutdown(const char* why);
+  void close_handles();
+};
+
+App::App(Config config) : impl_(std::make_unique<Impl>()) { impl_->config = std::move(config); }
+App::~App() = default;
+
+void App::Impl::close_handles() {
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&maintenance), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&commit_handle), nullptr);
+}
+
+void App::Impl::begin_shutdown(const char* why) {
+  if (stopping) return;
+  stopping = true;
+  LOG_INFO("shutting down (%s): finishing in-flight requests", why);
+  uv_signal_stop(&sigterm);
+  uv_signal_stop(&sigint);
+  uv_timer_stop(&maintenance);
+  server->shutdown(config.server.shutdown_timeout_ms, [this] {
+    // Every reply has been written or its connection closed: make the last batch durable.
+    store->shutdown();
+    close_handles();
+  });
+}
+
+int App::run() {
+  Impl& d = *impl_;
+  signal(SIGPIPE, SIG_IGN);
+  log_set_level(d.config.server.log_level);
+  log_set_full_tokens(d.config.server.log_tokens);
+
+  // Everything that may block (files, database) happens before the loop runs.
+  try {
+    d.store = std::make_unique<store::Store>(d.config.server.database);
+  } catch (const store::StoreError& e) {
+    LOG_ERROR("cannot open database %s: %s", d.config.server.database.c_str(), e.what());
+    return 1;
+  }
+  if (uv_loop_init(&d.loop) != 0) {
+    LOG_ERROR("uv_loop_init failed");
+    return 1;
+  }
+  const Clock& clock = SystemClock::instance();
+  d.limiter = std::make_unique<api::RateLimiter>(d.config.limits.requests_per_minute, clock);
+  d.router = std::make_unique<api::Router>(api::Services{d.config, *d.store, *d.limiter, clock});
+  api::register_all_routes(*d.router);
+
+  http::ServerLimits limits;
+  limits.max_header_bytes = d.config.limits.max_header_bytes;
+  limits.max_headers = d.config.limits.max_headers;
+  limits.max_body_bytes = d.config.limits.max_body_bytes;
+  limits.header_timeout_ms = d.config.limits.header_timeout_ms;
+  limits.body_timeout_ms = d.config.limits.body_timeout_ms;
+  limits.idle_timeout_ms = d.config.limits.idle_timeout_ms;
+  limits.max_connections = d.config.limits.max_connections;
+  api::Router* router = d.router.get();
+  d.server = std::make_unique<http::Server>(&d.loop, limits, [router](http::Request&& req, http::Reply reply) {
+    router->handle(std::move(req), std::move(reply));
+  });
+
+  uv_prepare_init(&d.loop, &d.commit_handle);
+  d.commit_handle.data = &d;
+  uv_prepare_start(&d.commit_handle, [](uv_prepare_t* h) {
+    static_cast<Impl*>(h->data)->store->db().flush();
+  });
+  uv_timer_init(&d.loop, &d.maintenance);
+  d.maintenance.data = &d;
+  uv_timer_start(&d.maintenance, [](uv_timer_t* h) {
+    auto* self = static_cast<Impl*>(h->data);
+    self->limiter->prune();
+    self->store->maintenance();
+  }, 30'000, 30'000);
+  uv_signal_init(&d.loop, &d.sigterm);
+  uv_signal_init(&d.loop, &d.sigint);
+  d.sigterm.data = d.sigint.data = &d;
+  uv_signal_start(&d.sigterm, [](uv_signal_t* h, int) { static_cast<Impl*>(h->data)->begin_shutdown("SIGTERM"); }, SIGTERM);
+  uv_signal_start(&d.sigint, [](uv_signal_t* h, int) { static_cast<Impl*>(h->data)->begin_shutdown("SIGINT"); }, SIGINT);
+
+  std::string err = d.server->listen(d.config.server.listen_host, d.config.server.listen_port);
+  if (!err.empty()) {
+    LOG_ERROR("cannot listen on %s:%d: %s", d.config.server.listen_host.c_str(),
+              d.config.server.listen_port, err.c_str());
+    d.exit_code = 1;
+    d.stopping = true;
+    d.server.reset();
+    d.close_handles();
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+  } else {
+    bool v6 = d.config.server.listen_host.find(':') != std::string::npos;
+    LOG_INFO("listening on %s%s%s:%d", v6 ? "[" : "", d.config.server.listen_host.c_str(), v6 ? "]" : "",
+             d.server->port());
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+  }
+  d.server.reset();
+  uv_run(&d.loop, UV_RUN_DEFAULT);  // let the server's last close callbacks run
+  int rc = uv_loop_close(&d.loop);
+  if (rc != 0) {
+    LOG_ERROR("event loop closed with open handles (%s)", uv_strerror(rc));
+    if (d.exit_code == 0) d.exit_code = 1;
+  }
+  d.store.reset();
+  if (d.exit_code == 0) LOG_INFO("stopped");
+  return d.exit_code;
+}
+
+}  // namespace aloha

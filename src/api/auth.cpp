@@ -1,1 +1,74 @@
-// placeholder: filled in by the owner of this module
+#include "api/auth.h"
+
+#include "core/crypto.h"
+#include "core/encoding.h"
+
+namespace aloha::api {
+namespace {
+
+bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
+
+// Splits on runs of whitespace; false unless there are exactly two parts.
+bool split_two(std::string_view s, std::string_view& a, std::string_view& b) {
+  std::string_view parts[3];
+  size_t n = 0, i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && is_ws(s[i])) ++i;
+    if (i == s.size()) break;
+    size_t start = i;
+    while (i < s.size() && !is_ws(s[i])) ++i;
+    if (n == 2) return false;
+    parts[n++] = s.substr(start, i - start);
+  }
+  if (n != 2) return false;
+  a = parts[0];
+  b = parts[1];
+  return true;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+ApiError unauthorized(std::string msg, std::string code) {
+  return ApiError{401, std::move(code), std::move(msg), {}, {{"WWW-Authenticate", "Basic realm=\"aloha\""}}};
+}
+
+store::ServerRow authenticate(Services& svc, const http::Request& req) {
+  const std::string* h = req.header("authorization");
+  if (!h) throw unauthorized("Missing authorization header for basic auth");
+  std::string_view scheme, cred;
+  if (!split_two(*h, scheme, cred)) throw unauthorized("Invalid authorization header for basic auth");
+  if (!iequals(scheme, "basic"))
+    throw ApiError::bad_request("This endpoint requires HTTP basic authentication.");
+  std::string decoded;
+  if (!enc::base64_decode(cred, decoded) || !enc::valid_utf8(decoded))
+    throw unauthorized("Invalid authorization header for basic auth");
+  size_t colon = decoded.find(':');
+  if (colon == std::string::npos || decoded.find(':', colon + 1) != std::string::npos)
+    throw unauthorized("Invalid authorization header for basic auth");
+  std::string_view user(decoded.data(), colon);
+  std::string_view key(decoded.data() + colon + 1, decoded.size() - colon - 1);
+  if (user.find('@') != std::string_view::npos)
+    throw ApiError::bad_request("Must validate with valid Aloha server API key");
+
+  std::optional<store::ServerRow> row = svc.store.servers().find_by_uuid(user);
+  if (!row)
+    throw unauthorized("Aloha server auth failure: " + std::string(user) +
+                       " is not registered -- did you run `manage.py register_server`?");
+  if (!crypto::verify_key(row->key_hash, key))
+    throw unauthorized("Aloha server auth failure: key does not match role " + std::string(user));
+  if (row->deactivated) throw unauthorized(kDeactivatedMsg);
+  return std::move(*row);
+}
+
+}  // namespace aloha::api

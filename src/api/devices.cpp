@@ -1,1 +1,172 @@
-// placeholder: filled in by the owner of this module
+// push/register, push/unregister, push/unregister/all (api.md §3): a server's device tokens,
+// keyed by the user's identity (user_id and/or user_uuid, matched by the OR rule).
+#include "api/params.h"
+#include "api/respond.h"
+#include "api/router.h"
+#include "api/validate.h"
+#include "core/log.h"
+
+namespace aloha::api {
+namespace {
+
+constexpr int kApns = 1;
+constexpr int kFcm = 2;
+constexpr size_t kMaxTokenChars = 4096;
+
+struct Identity {
+  std::optional<int64_t> user_id;
+  std::optional<std::string> user_uuid;   // lower-case
+  std::optional<std::string> realm_uuid;  // lower-case
+};
+
+// Reads user_id, user_uuid, realm_uuid (the parameters), returning the raw pieces; the range and
+// UUID checks come after all parameters were read (api.md: "(1) parameters in the order above
+// (missing, type, the user_id range, the UUIDs, ...)").
+struct RawIdentity {
+  std::optional<FormParams::JsonInt> user_id;
+  std::optional<std::string> user_uuid, realm_uuid;
+};
+
+Identity check_identity_values(const RawIdentity& raw) {
+  Identity id;
+  if (raw.user_id) {
+    if (raw.user_id->too_large) throw ApiError::bad_request("user_id is too large");
+    id.user_id = raw.user_id->value;
+  }
+  if (raw.user_uuid) {
+    if (!validate::is_uuid(*raw.user_uuid)) throw ApiError::bad_request("Invalid user_uuid");
+    id.user_uuid = validate::ascii_lower(*raw.user_uuid);
+  }
+  if (raw.realm_uuid) {
+    if (!validate::is_uuid(*raw.realm_uuid)) throw ApiError::bad_request("Invalid realm_uuid");
+    id.realm_uuid = validate::ascii_lower(*raw.realm_uuid);
+  }
+  return id;
+}
+
+void require_identity(const Identity& id) {
+  if (!id.user_id && !id.user_uuid) throw ApiError::bad_request("Missing user_id or user_uuid");
+}
+
+// A realm of another server → 403; this server's realm → its id; unknown → ignored.
+std::optional<int64_t> check_realm(Services& svc, const ExchangePtr& ex, const Identity& id) {
+  if (!id.realm_uuid) return std::nullopt;
+  std::optional<store::RealmRow> realm = svc.store.realms().find_by_uuid(*id.realm_uuid);
+  if (!realm) return std::nullopt;
+  if (realm->server_id != ex->server->id) {
+    throw ApiError{403, "REMOTE_REALM_SERVER_MISMATCH_ERROR",
+                   "Your organization is registered to a different Aloha server. Please contact "
+                   "Aloha support for assistance in resolving this issue.",
+                   {}, {}};
+  }
+  return realm->id;
+}
+
+// (2)–(4) of api.md: token kind, length, APNs hex. Returns the normalized token (APNs lower-case).
+std::string check_token(int64_t kind, const std::string& token) {
+  if (kind != kApns && kind != kFcm) throw ApiError::bad_request("Invalid token type");
+  if (token.size() > kMaxTokenChars) throw ApiError::bad_request("Empty or invalid length token");
+  if (kind == kApns) {
+    if (!validate::is_even_hex(token)) throw ApiError::bad_request("Invalid APNS token");
+    return validate::ascii_lower(token);
+  }
+  return token;
+}
+
+int64_t token_kind_value(const FormParams::JsonInt& k) { return k.too_large ? -1 : k.value; }
+
+void add_unused(JsonFields& out, const FormParams& p) {
+  std::vector<std::string> unused = p.unused();
+  if (!unused.empty()) out.string_list("ignored_parameters_unsupported", unused);
+}
+
+void push_register(Services& svc, const ExchangePtr& ex) {
+  FormParams p = FormParams::from_request(ex->req);
+  RawIdentity raw;
+  raw.user_id = p.json_int("user_id", false);
+  raw.user_uuid = p.str("user_uuid", false);
+  raw.realm_uuid = p.str("realm_uuid", false);
+  std::string token = *p.stripped_str("token", true);
+  FormParams::JsonInt kind = *p.json_int("token_kind", true);
+  std::optional<std::string> app_id = p.str("ios_app_id", false);
+  Identity id = check_identity_values(raw);
+  if (app_id && !validate::is_ios_app_id(*app_id)) throw ApiError::bad_request("ios_app_id has invalid format");
+
+  int64_t k = token_kind_value(kind);
+  std::string norm = check_token(k, token);
+  if (k == kApns && !app_id) throw ApiError::bad_request("Missing ios_app_id");
+  require_identity(id);
+  std::optional<int64_t> realm_id = check_realm(svc, ex, id);
+
+  int64_t now = svc.clock.wall_ms();
+  svc.store.db().write([&] {
+    store::DeviceRegistration reg;
+    reg.server_id = ex->server->id;
+    reg.kind = static_cast<int>(k);
+    reg.token = token;
+    reg.token_norm = norm;
+    reg.ios_app_id = app_id;
+    reg.user_id = id.user_id;
+    reg.user_uuid = id.user_uuid;
+    reg.realm_id = realm_id;
+    reg.now_ms = now;
+    svc.store.devices().register_device(reg);
+  });
+  LOG_DEBUG("push/register %s kind=%d token=%s", ex->server->uuid.c_str(), static_cast<int>(k),
+            redact_token(token).c_str());
+  JsonFields out;
+  add_unused(out, p);
+  respond_after_commit(svc.store, ex, success(out));
+}
+
+void push_unregister(Services& svc, const ExchangePtr& ex) {
+  FormParams p = FormParams::from_request(ex->req);
+  std::string token = *p.stripped_str("token", true);
+  FormParams::JsonInt kind = *p.json_int("token_kind", true);
+  RawIdentity raw;
+  raw.user_id = p.json_int("user_id", false);
+  raw.user_uuid = p.str("user_uuid", false);
+  raw.realm_uuid = p.str("realm_uuid", false);
+  Identity id = check_identity_values(raw);
+  int64_t k = token_kind_value(kind);
+  std::string norm = check_token(k, token);
+  require_identity(id);
+  check_realm(svc, ex, id);
+
+  int deleted = 0;
+  svc.store.db().write([&] {
+    deleted = svc.store.devices().unregister(ex->server->id, static_cast<int>(k), norm, id.user_id,
+                                             id.user_uuid);
+  });
+  if (deleted == 0) throw ApiError::bad_request("Token does not exist");
+  JsonFields out;
+  add_unused(out, p);
+  respond_after_commit(svc.store, ex, success(out));
+}
+
+void push_unregister_all(Services& svc, const ExchangePtr& ex) {
+  FormParams p = FormParams::from_request(ex->req);
+  RawIdentity raw;
+  raw.user_id = p.json_int("user_id", false);
+  raw.user_uuid = p.str("user_uuid", false);
+  raw.realm_uuid = p.str("realm_uuid", false);
+  Identity id = check_identity_values(raw);
+  require_identity(id);
+  check_realm(svc, ex, id);
+  svc.store.db().write([&] {
+    svc.store.devices().unregister_all(ex->server->id, id.user_id, id.user_uuid);
+  });
+  JsonFields out;
+  add_unused(out, p);
+  respond_after_commit(svc.store, ex, success(out));
+}
+
+}  // namespace
+
+void register_device_routes(Router& r) {
+  r.add("/api/v1/remotes/push/register", {"POST"}, true, push_register);
+  r.add("/api/v1/remotes/push/unregister", {"POST"}, true, push_unregister);
+  r.add("/api/v1/remotes/push/unregister/all", {"POST"}, true, push_unregister_all);
+}
+
+}  // namespace aloha::api

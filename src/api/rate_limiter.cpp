@@ -1,1 +1,52 @@
-// placeholder: filled in by the owner of this module
+#include "api/rate_limiter.h"
+
+#include <algorithm>
+
+namespace aloha::api {
+
+RateLimiter::RateLimiter(int limit_per_minute, const Clock& clock)
+    : limit_(std::max(1, limit_per_minute)), clock_(clock) {}
+
+RateLimiter::Decision RateLimiter::check(int64_t key) {
+  if (keys_.size() >= prune_at_) {
+    prune();
+    prune_at_ = std::max<size_t>(1024, keys_.size() * 2);
+  }
+  const int64_t now = clock_.mono_ms();
+  const int64_t wall = clock_.wall_ms();
+  auto& times = keys_[key];
+  // api.md §2: a request is refused when the N-th most recent accepted request is "at most 60 s
+  // old", so an entry exactly 60 000 ms old still counts; only older ones leave the window.
+  while (!times.empty() && now - times.front() > kWindowMs) times.pop_front();
+
+  Decision d{};
+  d.limit = limit_;
+  if (times.size() >= static_cast<size_t>(limit_)) {
+    // The ring holds exactly N in-window entries, so its front is the N-th most recent.
+    const int64_t retry_ms = times.front() + kWindowMs - now;
+    d.allowed = false;
+    d.remaining = 0;
+    d.retry_after_s = static_cast<double>(retry_ms) / 1000.0;
+    d.reset_epoch_s = (wall + retry_ms) / 1000;
+    return d;
+  }
+  times.push_back(now);
+  d.allowed = true;
+  d.remaining = limit_ - static_cast<int>(times.size());
+  d.retry_after_s = 0;
+  d.reset_epoch_s = (wall + kWindowMs) / 1000;
+  return d;
+}
+
+void RateLimiter::prune() {
+  const int64_t now = clock_.mono_ms();
+  for (auto it = keys_.begin(); it != keys_.end();) {
+    if (it->second.empty() || now - it->second.back() > kWindowMs) {
+      it = keys_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace aloha::api

@@ -1,1 +1,107 @@
-// placeholder: filled in by the owner of this module
+#include "api/router.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+
+#include "api/auth.h"
+#include "api/respond.h"
+#include "core/log.h"
+#include "store/db.h"
+
+namespace aloha::api {
+
+void Exchange::respond(http::Response&& r) {
+  if (answered) return;
+  answered = true;
+  for (auto& h : rate_headers) r.headers.push_back(h);
+  if (server) r.log_server = server->uuid;
+  reply.send(std::move(r));
+}
+
+void respond_after_commit(store::Store& store, const ExchangePtr& ex, http::Response&& r) {
+  store.db().after_commit([ex, resp = std::move(r)](bool ok) mutable {
+    if (ok)
+      ex->respond(std::move(resp));
+    else
+      ex->respond(retry_later("The push bouncer could not save the change; retry later"));
+  });
+}
+
+void Router::add(std::string path, std::vector<std::string> methods, bool authenticated,
+                 Endpoint fn) {
+  if (std::find(methods.begin(), methods.end(), "GET") != methods.end() &&
+      std::find(methods.begin(), methods.end(), "HEAD") == methods.end())
+    methods.push_back("HEAD");
+  std::sort(methods.begin(), methods.end());
+  routes_[std::move(path)] = Route{std::move(methods), authenticated, std::move(fn)};
+}
+
+void Router::handle(http::Request&& req, http::Reply reply) {
+  auto ex = std::make_shared<Exchange>();
+  ex->req = std::move(req);
+  ex->reply = std::move(reply);
+
+  auto it = routes_.find(ex->req.path);
+  if (it == routes_.end()) {
+    ex->respond(not_found());
+    return;
+  }
+  const Route& route = it->second;
+  const std::string& m = ex->req.method;
+  if (m == "OPTIONS") {
+    http::Response r = method_not_allowed(route.methods);
+    r.status = 204;
+    r.body.clear();
+    ex->respond(std::move(r));
+    return;
+  }
+  if (std::find(route.methods.begin(), route.methods.end(), m) == route.methods.end()) {
+    // api.md §1: wrong method → 405 before authentication.
+    ex->respond(method_not_allowed(route.methods));
+    return;
+  }
+  try {
+    dispatch(route, ex);
+  } catch (const ApiError& e) {
+    ex->respond(error_response(e));
+  } catch (const store::StoreError& e) {
+    LOG_ERROR("store error on %s: %s", ex->req.path.c_str(), e.what());
+    ex->respond(retry_later("The push bouncer's database is unavailable; retry later"));
+  } catch (const std::exception& e) {
+    LOG_ERROR("internal error on %s: %s", ex->req.path.c_str(), e.what());
+    ex->respond(retry_later("Internal error; retry later"));
+  }
+}
+
+void Router::dispatch(const Route& route, const ExchangePtr& ex) {
+  if (route.authenticated) {
+    ex->server = authenticate(svc_, ex->req);  // throws ApiError (401/400)
+    RateLimiter::Decision d = svc_.limiter.check(ex->server->id);
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d", d.limit);
+    ex->rate_headers.push_back({"X-RateLimit-Limit", buf});
+    snprintf(buf, sizeof buf, "%d", d.remaining);
+    ex->rate_headers.push_back({"X-RateLimit-Remaining", buf});
+    snprintf(buf, sizeof buf, "%lld", static_cast<long long>(d.reset_epoch_s));
+    ex->rate_headers.push_back({"X-RateLimit-Reset", buf});
+    if (!d.allowed) {
+      ApiError e{429, "RATE_LIMIT_HIT", "API usage exceeded rate limit", {}, {}};
+      // Python's float repr: shortest round-trip digits, integral values keep ".0".
+      char f[64];
+      auto res = std::to_chars(f, f + sizeof f - 3, d.retry_after_s);
+      std::string fs(f, res.ptr);
+      if (fs.find_first_of(".e") == std::string::npos) fs += ".0";
+      e.extra.push_back({"retry-after", fs});
+      long long secs = static_cast<long long>(d.retry_after_s);
+      if (static_cast<double>(secs) < d.retry_after_s) ++secs;  // rounded up
+      if (secs < 1) secs = 1;
+      e.headers.push_back({"Retry-After", std::to_string(secs)});
+      throw e;
+    }
+    svc_.store.servers().touch_last_request(ex->server->id, svc_.clock.wall_ms());
+  }
+  route.fn(svc_, ex);
+}
+
+}  // namespace aloha::api

@@ -1,1 +1,155 @@
-// placeholder: filled in by the owner of this module
+#include "core/crypto.h"
+
+#include <mbedtls/md.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "core/encoding.h"
+#include "core/log.h"
+
+namespace aloha::crypto {
+
+namespace {
+
+// mbedtls_md()/mbedtls_md_hmac() exist with the same signature in 2.28 and 3.x (unlike the
+// *_ret variants, renamed in 3.0), so no version guard is needed here.
+const mbedtls_md_info_t* sha256_info() {
+  static const mbedtls_md_info_t* info = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+  if (info == nullptr) {
+    LOG_ERROR("mbedTLS was built without SHA-256");
+    abort();
+  }
+  return info;
+}
+
+[[noreturn]] void random_failed(const char* what, int err) {
+  LOG_ERROR("no random source: %s: %s", what, strerror(err));
+  abort();
+}
+
+void urandom_fill(unsigned char* p, size_t n) {
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) random_failed("/dev/urandom", errno);
+  while (n > 0) {
+    ssize_t r = read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      int err = r < 0 ? errno : EIO;
+      close(fd);
+      random_failed("read /dev/urandom", err);
+    }
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  close(fd);
+}
+
+constexpr size_t kSaltBytes = 16;
+constexpr std::string_view kKeyScheme = "s256$";
+
+}  // namespace
+
+std::string sha256(std::string_view data) {
+  std::string out(32, '\0');
+  mbedtls_md(sha256_info(), reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+             reinterpret_cast<unsigned char*>(out.data()));
+  return out;
+}
+
+std::string hmac_sha256(std::string_view key, std::string_view data) {
+  std::string out(32, '\0');
+  mbedtls_md_hmac(sha256_info(), reinterpret_cast<const unsigned char*>(key.data()), key.size(),
+                  reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+                  reinterpret_cast<unsigned char*>(out.data()));
+  return out;
+}
+
+void random_bytes(void* out, size_t n) {
+  auto* p = static_cast<unsigned char*>(out);
+  while (n > 0) {
+    // getrandom(2) returns at most 32 MiB per call and may be interrupted: loop. ENOSYS (very
+    // old kernels, some sandboxes) falls back to the device.
+    ssize_t r = getrandom(p, n, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ENOSYS || errno == EPERM) {
+        urandom_fill(p, n);
+        return;
+      }
+      random_failed("getrandom", errno);
+    }
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+}
+
+std::string random_uuid4() {
+  unsigned char b[16];
+  random_bytes(b, sizeof b);
+  // RFC 9562 §5.4: version 4 in the high nibble of byte 6, variant 10xx in byte 8.
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
+  std::string hex = enc::hex_lower(std::string_view(reinterpret_cast<const char*>(b), sizeof b));
+  return hex.substr(0, 8) + '-' + hex.substr(8, 4) + '-' + hex.substr(12, 4) + '-' +
+         hex.substr(16, 4) + '-' + hex.substr(20, 12);
+}
+
+std::string random_alnum(size_t n) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  constexpr unsigned kSize = sizeof kAlphabet - 1;        // 62
+  constexpr unsigned kLimit = 256 / kSize * kSize;        // 248: reject above to stay unbiased
+  std::string out;
+  out.reserve(n);
+  unsigned char buf[64];
+  while (out.size() < n) {
+    random_bytes(buf, sizeof buf);
+    for (unsigned char c : buf) {
+      if (c >= kLimit) continue;
+      out += kAlphabet[c % kSize];
+      if (out.size() == n) break;
+    }
+  }
+  return out;
+}
+
+bool ct_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  // Accumulate every difference so the running time does not depend on where bytes differ.
+  volatile unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = static_cast<unsigned char>(diff | (static_cast<unsigned char>(a[i]) ^
+                                              static_cast<unsigned char>(b[i])));
+  }
+  return diff == 0;
+}
+
+std::string hash_key(std::string_view key) {
+  char salt[kSaltBytes];
+  random_bytes(salt, sizeof salt);
+  std::string salted(salt, sizeof salt);
+  salted.append(key);
+  return std::string(kKeyScheme) + enc::hex_lower(std::string_view(salt, sizeof salt)) + '$' +
+         enc::hex_lower(sha256(salted));
+}
+
+bool verify_key(std::string_view stored, std::string_view key) {
+  if (stored.substr(0, kKeyScheme.size()) != kKeyScheme) return false;
+  std::string_view rest = stored.substr(kKeyScheme.size());
+  size_t dollar = rest.find('$');
+  if (dollar != kSaltBytes * 2 || rest.size() != dollar + 1 + 64) return false;
+  std::string salt;
+  if (!enc::hex_decode(rest.substr(0, dollar), salt)) return false;
+  std::string expected;
+  if (!enc::hex_decode(rest.substr(dollar + 1), expected)) return false;
+  salt.append(key);
+  return ct_equal(sha256(salt), expected);
+}
+
+}  // namespace aloha::crypto

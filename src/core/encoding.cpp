@@ -1,1 +1,155 @@
-// placeholder: filled in by the owner of this module
+#include "core/encoding.h"
+
+#include <cstdint>
+
+namespace aloha::enc {
+
+namespace {
+
+std::string hex_with(std::string_view raw, const char* digits) {
+  std::string out;
+  out.resize(raw.size() * 2);
+  for (size_t i = 0; i < raw.size(); ++i) {
+    auto b = static_cast<unsigned char>(raw[i]);
+    out[2 * i] = digits[b >> 4];
+    out[2 * i + 1] = digits[b & 0x0f];
+  }
+  return out;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+constexpr char kB64Std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr char kB64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+std::string b64_with(std::string_view raw, const char* alphabet, bool pad) {
+  std::string out;
+  out.reserve((raw.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= raw.size(); i += 3) {
+    uint32_t v = (uint32_t(uint8_t(raw[i])) << 16) | (uint32_t(uint8_t(raw[i + 1])) << 8) |
+                 uint32_t(uint8_t(raw[i + 2]));
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+    out += alphabet[v & 63];
+  }
+  size_t rest = raw.size() - i;
+  if (rest == 1) {
+    uint32_t v = uint32_t(uint8_t(raw[i])) << 16;
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    if (pad) out += "==";
+  } else if (rest == 2) {
+    uint32_t v = (uint32_t(uint8_t(raw[i])) << 16) | (uint32_t(uint8_t(raw[i + 1])) << 8);
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+    if (pad) out += '=';
+  }
+  return out;
+}
+
+int b64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+}  // namespace
+
+std::string hex_lower(std::string_view raw) { return hex_with(raw, "0123456789abcdef"); }
+std::string hex_upper(std::string_view raw) { return hex_with(raw, "0123456789ABCDEF"); }
+
+bool hex_decode(std::string_view hex, std::string& out) {
+  if (hex.size() % 2 != 0) return false;
+  out.clear();
+  out.reserve(hex.size() / 2);
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int hi = hex_value(hex[i]);
+    int lo = hex_value(hex[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out += static_cast<char>((hi << 4) | lo);
+  }
+  return true;
+}
+
+std::string base64_encode(std::string_view raw) { return b64_with(raw, kB64Std, true); }
+std::string base64url_encode(std::string_view raw) { return b64_with(raw, kB64Url, false); }
+
+bool base64_decode(std::string_view in, std::string& out) {
+  if (in.size() % 4 != 0) return false;
+  out.clear();
+  out.reserve(in.size() / 4 * 3);
+  for (size_t i = 0; i < in.size(); i += 4) {
+    bool last = i + 4 == in.size();
+    int v[4];
+    int pad = 0;
+    for (int k = 0; k < 4; ++k) {
+      char c = in[i + static_cast<size_t>(k)];
+      if (c == '=') {
+        // '=' only in the final quantum, only in positions 3 and 4, and nothing but '=' after it.
+        if (!last || k < 2) return false;
+        ++pad;
+        v[k] = 0;
+        continue;
+      }
+      if (pad > 0) return false;
+      v[k] = b64_value(c);
+      if (v[k] < 0) return false;
+    }
+    uint32_t word = (uint32_t(v[0]) << 18) | (uint32_t(v[1]) << 12) | (uint32_t(v[2]) << 6) |
+                    uint32_t(v[3]);
+    // RFC 4648 §3.5: pad bits must be zero for a canonical encoding; reject otherwise so that
+    // "QR==" and "QQ==" do not both decode to "A".
+    if (pad == 2 && (word & 0xffff) != 0) return false;
+    if (pad == 1 && (word & 0xff) != 0) return false;
+    out += static_cast<char>((word >> 16) & 0xff);
+    if (pad < 2) out += static_cast<char>((word >> 8) & 0xff);
+    if (pad < 1) out += static_cast<char>(word & 0xff);
+  }
+  return true;
+}
+
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    uint32_t cp;
+    uint32_t min;
+    if (c >= 0xc2 && c <= 0xdf) {
+      len = 2; cp = c & 0x1f; min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3; cp = c & 0x0f; min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4; cp = c & 0x07; min = 0x10000;
+    } else {
+      return false;  // continuation byte, 0xc0/0xc1 (always overlong) or 0xf5..0xff
+    }
+    if (n - i < len) return false;
+    for (size_t k = 1; k < len; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += len;
+  }
+  return true;
+}
+
+}  // namespace aloha::enc

@@ -1,1 +1,457 @@
-// placeholder: filled in by the owner of this module
+#include "h2/session.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "core/log.h"
+
+namespace aloha::h2 {
+
+const char* failure_name(FailureKind kind) {
+  switch (kind) {
+    case FailureKind::none: return "none";
+    case FailureKind::reset: return "reset";
+    case FailureKind::goaway_unprocessed: return "goaway_unprocessed";
+    case FailureKind::connection_lost: return "connection_lost";
+    case FailureKind::timeout: return "timeout";
+    case FailureKind::refused: return "refused";
+  }
+  return "?";
+}
+
+const std::string* H2Response::header(std::string_view name) const {
+  for (const auto& h : headers)
+    if (h.name == name) return &h.value;
+  return nullptr;
+}
+
+struct Session::Stream {
+  uint64_t id = 0;
+  int32_t stream_id = -1;  // -1 while queued
+  H2Request req;
+  Completion done;
+  H2Response resp;
+  size_t body_off = 0;     // next request-body byte to send
+  bool end_stream_recv = false;
+};
+
+namespace {
+// Pseudo-header name literals: nghttp2_nv wants non-const pointers.
+uint8_t* u8(const char* s) { return reinterpret_cast<uint8_t*>(const_cast<char*>(s)); }
+uint8_t* u8(const std::string& s) { return reinterpret_cast<uint8_t*>(const_cast<char*>(s.data())); }
+nghttp2_nv make_nv(const char* name, const std::string& value) {
+  return nghttp2_nv{u8(name), u8(value), std::strlen(name), value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+nghttp2_nv make_nv(const std::string& name, const std::string& value) {
+  return nghttp2_nv{u8(name), u8(value), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+}  // namespace
+
+// C trampolines: recover the Session from user_data, never throw, never call user code.
+struct Session::Trampolines {
+  static Session* self(void* user_data) { return static_cast<Session*>(user_data); }
+
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame*, void*) noexcept { return 0; }
+
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                       void* user_data) noexcept {
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    Session* me = self(user_data);
+    Stream* s = me->by_stream_id(frame->hd.stream_id);
+    if (!s) return 0;
+    try {
+      std::string_view n(reinterpret_cast<const char*>(name), namelen);
+      std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+      if (n == ":status") {
+        int status = 0;
+        for (char c : v) {
+          if (c < '0' || c > '9') return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+          status = status * 10 + (c - '0');
+        }
+        // 1xx responses are interim (RFC 9113 §8.1); the final status replaces them.
+        s->resp.status = status;
+        if (status >= 100 && status < 200) s->resp.headers.clear();
+        return 0;
+      }
+      if (!n.empty() && n[0] == ':') return 0;
+      if (s->resp.headers.size() < me->opt_.max_response_headers)
+        s->resp.headers.push_back({std::string(n), std::string(v)});
+    } catch (...) {
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    return 0;
+  }
+
+  static int on_data_chunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
+                           size_t len, void* user_data) noexcept {
+    // Returning 0 lets nghttp2 count the bytes as consumed and send WINDOW_UPDATE (automatic
+    // window update stays on), so error bodies we only partly keep never stall the connection
+    // (the flow-control stall Sygnal hit with APNs). Bytes beyond the bound are dropped.
+    Session* me = self(user_data);
+    Stream* s = me->by_stream_id(stream_id);
+    if (!s) return 0;
+    size_t room = me->opt_.max_response_body > s->resp.body.size()
+                      ? me->opt_.max_response_body - s->resp.body.size() : 0;
+    size_t take = std::min(room, len);
+    if (take < len) s->resp.body_truncated = true;
+    try {
+      s->resp.body.append(reinterpret_cast<const char*>(data), take);
+    } catch (...) {
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    return 0;
+  }
+
+  static int on_frame_recv(nghttp2_session* ng, const nghttp2_frame* frame, void* user_data) noexcept {
+    Session* me = self(user_data);
+    switch (frame->hd.type) {
+      case NGHTTP2_SETTINGS:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) me->settings_received_ = true;
+        break;
+      case NGHTTP2_PING:
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK) me->ping_outstanding_ = false;
+        break;
+      case NGHTTP2_GOAWAY:
+        // nghttp2 itself closes streams above last_stream_id with REFUSED_STREAM; we stop
+        // starting new streams and fail the queued ones as unprocessed (RFC 9113 §6.8).
+        me->goaway_received_ = true;
+        me->goaway_last_stream_id_ = frame->goaway.last_stream_id;
+        LOG_INFO("h2: GOAWAY received (last stream %d, error %u)", frame->goaway.last_stream_id,
+                 frame->goaway.error_code);
+        break;
+      case NGHTTP2_HEADERS:
+      case NGHTTP2_DATA:
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+          if (Stream* s = me->by_stream_id(frame->hd.stream_id)) s->end_stream_recv = true;
+        }
+        break;
+      default:
+        break;
+    }
+    (void)ng;
+    return 0;
+  }
+
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user_data) noexcept {
+    Session* me = self(user_data);
+    if (frame->hd.type == NGHTTP2_HEADERS) {
+      if (Stream* s = me->by_stream_id(frame->hd.stream_id)) s->resp.request_sent = true;
+    } else if (frame->hd.type == NGHTTP2_GOAWAY && !me->shutdown_) {
+      // We did not ask for this GOAWAY: nghttp2 detected a connection error in the peer's bytes.
+      me->local_goaway_pending_ = true;
+    }
+    return 0;
+  }
+
+  static int on_frame_not_send(nghttp2_session*, const nghttp2_frame* frame, int lib_error,
+                               void* user_data) noexcept {
+    // A request HEADERS that could not be sent (e.g. GOAWAY arrived first): never processed.
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    Session* me = self(user_data);
+    if (Stream* s = me->by_stream_id(frame->hd.stream_id)) {
+      (void)lib_error;
+      me->finish(s, FailureKind::goaway_unprocessed, NGHTTP2_REFUSED_STREAM);
+    }
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code,
+                             void* user_data) noexcept {
+    Session* me = self(user_data);
+    Stream* s = me->by_stream_id(stream_id);
+    if (!s) return 0;
+    if (s->end_stream_recv && s->resp.status >= 200) {
+      me->finish(s, FailureKind::none, error_code);
+    } else if (error_code == NGHTTP2_REFUSED_STREAM ||
+               (me->goaway_received_ && stream_id > me->goaway_last_stream_id_)) {
+      // REFUSED_STREAM and streams above GOAWAY's last-stream-id were not processed (RFC 9113
+      // §8.7): the pool may replay them on another connection.
+      me->finish(s, FailureKind::goaway_unprocessed, error_code);
+    } else {
+      me->finish(s, FailureKind::reset, error_code);
+    }
+    return 0;
+  }
+
+  static ssize_t read_body(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
+                           uint32_t* data_flags, nghttp2_data_source*, void* user_data) noexcept {
+    Session* me = self(user_data);
+    Stream* s = me->by_stream_id(stream_id);
+    if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    size_t n = std::min(length, s->req.body.size() - s->body_off);
+    if (n) std::memcpy(buf, s->req.body.data() + s->body_off, n);
+    s->body_off += n;
+    if (s->body_off == s->req.body.size()) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    return static_cast<ssize_t>(n);
+  }
+};
+
+Session::Session(SessionOptions options) : opt_(options) {
+  nghttp2_session_callbacks* cbs = nullptr;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &Trampolines::on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, &Trampolines::on_header);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &Trampolines::on_data_chunk);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &Trampolines::on_frame_recv);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &Trampolines::on_frame_send);
+  nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, &Trampolines::on_frame_not_send);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &Trampolines::on_stream_close);
+  nghttp2_session_client_new(&ng_, cbs, this);
+  nghttp2_session_callbacks_del(cbs);
+
+  // Our SETTINGS: no server push, a large per-stream window; plus a large connection window so
+  // many small error bodies in flight never exhaust it (RFC 9113 §6.9.2).
+  nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(opt_.stream_window)},
+  };
+  nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
+  nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0, opt_.connection_window);
+}
+
+Session::~Session() {
+  *alive_ = false;
+  nghttp2_session_del(ng_);
+}
+
+Session::Stream* Session::by_stream_id(int32_t stream_id) const {
+  auto it = by_stream_.find(stream_id);
+  return it == by_stream_.end() ? nullptr : it->second;
+}
+
+uint32_t Session::max_concurrent() const {
+  uint32_t server = settings_received_
+      ? nghttp2_session_get_remote_settings(ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+      : opt_.streams_before_settings;
+  return std::min(server, opt_.max_concurrent_cap);
+}
+
+size_t Session::free_slots() const {
+  if (!accepting()) return 0;
+  size_t max = max_concurrent();
+  size_t used = active_ + queue_.size();
+  return used >= max ? 0 : max - used;
+}
+
+bool Session::finished() const {
+  if (failed_) return true;
+  if ((goaway_received_ || shutdown_) && requests_.empty()) return true;
+  return nghttp2_session_want_read(ng_) == 0 && nghttp2_session_want_write(ng_) == 0;
+}
+
+uint64_t Session::submit(H2Request request, Completion done) {
+  if (!accepting() || !done) return 0;
+  if (request.body.size() > opt_.max_request_body) return 0;
+  if (queue_.size() >= opt_.max_queued) return 0;
+  auto s = std::make_unique<Stream>();
+  s->id = next_id_++;
+  s->req = std::move(request);
+  s->done = std::move(done);
+  Stream* raw = s.get();
+  requests_.emplace(raw->id, std::move(s));
+  queue_.push_back(raw);
+  start_queued();
+  // start_stream() may have failed it synchronously (nghttp2 refused the headers): that is a
+  // refusal, reported by the return value rather than a callback inside submit().
+  uint64_t id = raw->id;
+  if (requests_.find(id) == requests_.end()) {
+    for (auto it = done_.begin(); it != done_.end(); ++it) {
+      if (it->second.request_id == id) {
+        done_.erase(it);
+        break;
+      }
+    }
+    return 0;
+  }
+  return id;
+}
+
+void Session::start_queued() {
+  while (!queue_.empty() && accepting() && active_ < max_concurrent()) {
+    Stream* s = queue_.front();
+    queue_.pop_front();
+    start_stream(s);
+  }
+}
+
+bool Session::start_stream(Stream* s) {
+  // Fixed header order (pseudo-headers, then the caller's order) keeps HPACK's dynamic table hits
+  // stable from request to request (RFC 7541 §2.3.2).
+  static const std::string kScheme = "https";
+  nghttp2_nv stack_nv[16];
+  std::vector<nghttp2_nv> heap_nv;
+  size_t n = 4 + s->req.headers.size();
+  nghttp2_nv* nv = stack_nv;
+  if (n > sizeof stack_nv / sizeof stack_nv[0]) {
+    heap_nv.resize(n);
+    nv = heap_nv.data();
+  }
+  nv[0] = make_nv(":method", s->req.method);
+  nv[1] = make_nv(":scheme", kScheme);
+  nv[2] = make_nv(":path", s->req.path);
+  nv[3] = make_nv(":authority", s->req.authority);
+  for (size_t i = 0; i < s->req.headers.size(); ++i)
+    nv[4 + i] = make_nv(s->req.headers[i].name, s->req.headers[i].value);
+
+  nghttp2_data_provider provider{};
+  provider.read_callback = &Trampolines::read_body;
+  int32_t sid = nghttp2_submit_request(ng_, nullptr, nv, n,
+                                       s->req.body.empty() && s->req.method == "GET" ? nullptr : &provider,
+                                       nullptr);
+  if (sid < 0) {
+    LOG_WARN("h2: submit_request failed: %s", nghttp2_strerror(sid));
+    finish(s, FailureKind::goaway_unprocessed, 0);
+    return false;
+  }
+  s->stream_id = sid;
+  by_stream_[sid] = s;
+  ++active_;
+  return true;
+}
+
+void Session::finish(Stream* s, FailureKind kind, uint32_t error_code) {
+  auto it = requests_.find(s->id);
+  if (it == requests_.end()) return;
+  std::unique_ptr<Stream> owned = std::move(it->second);
+  requests_.erase(it);
+  if (s->stream_id >= 0) {
+    by_stream_.erase(s->stream_id);
+    --active_;
+  } else {
+    auto q = std::find(queue_.begin(), queue_.end(), s);
+    if (q != queue_.end()) queue_.erase(q);
+  }
+  H2Response resp = std::move(s->resp);
+  resp.request_id = s->id;
+  resp.failure = kind;
+  resp.error_code = error_code;
+  if (kind != FailureKind::none) resp.status = 0;
+  done_.emplace_back(std::move(s->done), std::move(resp));
+}
+
+void Session::deliver() {
+  // Only the outermost call delivers, so a completion that calls submit()/cancel() does not
+  // re-order or recurse; the Session may be destroyed by a completion (alive_ check).
+  if (delivering_) return;
+  ++delivering_;
+  std::shared_ptr<bool> alive = alive_;
+  while (!done_.empty()) {
+    std::vector<std::pair<Completion, H2Response>> batch;
+    batch.swap(done_);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      batch[i].first(batch[i].second);
+      if (!*alive) return;
+    }
+  }
+  --delivering_;
+}
+
+bool Session::cancel(uint64_t request_id) {
+  auto it = requests_.find(request_id);
+  if (it == requests_.end()) return false;
+  Stream* s = it->second.get();
+  if (s->stream_id >= 0 && !failed_)
+    nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, s->stream_id, NGHTTP2_CANCEL);
+  finish(s, FailureKind::timeout, NGHTTP2_CANCEL);
+  start_queued();
+  deliver();
+  return true;
+}
+
+bool Session::feed(const uint8_t* data, size_t len) {
+  if (failed_) return false;
+  ssize_t rv = nghttp2_session_mem_recv(ng_, data, len);
+  if (rv < 0) {
+    LOG_WARN("h2: connection error: %s", nghttp2_strerror(static_cast<int>(rv)));
+    fail_all(FailureKind::connection_lost);
+    deliver();
+    return false;
+  }
+  // Serialize what nghttp2 wants to say now (ACKs, WINDOW_UPDATE, or its own GOAWAY after a
+  // protocol error, which tells us the connection is finished).
+  if (goaway_received_) {
+    // Queued requests never reached this connection: report them unprocessed so the pool can
+    // replay them elsewhere.
+    while (!queue_.empty()) finish(queue_.front(), FailureKind::goaway_unprocessed, 0);
+  }
+  if (nghttp2_session_want_write(ng_)) {
+    // Control frames are small; requests' DATA is bounded by max_output_chunk.
+    take_output(pending_out_);
+  }
+  if (local_goaway_pending_ && !failed_) {
+    LOG_WARN("h2: protocol error from server; closing connection");
+    fail_all(FailureKind::connection_lost);
+  }
+  if (!failed_) start_queued();
+  bool ok = !failed_;
+  deliver();
+  return ok;
+}
+
+bool Session::want_write() const {
+  return !pending_out_.empty() || (!failed_ && nghttp2_session_want_write(ng_));
+}
+
+size_t Session::take_output(std::string& out) {
+  size_t before = out.size();
+  if (&out != &pending_out_ && !pending_out_.empty()) {
+    out.append(pending_out_);
+    pending_out_.clear();
+  }
+  if (!failed_) start_queued();
+  if (!failed_ || local_goaway_pending_) {
+    while (out.size() - before < opt_.max_output_chunk) {
+      const uint8_t* p = nullptr;
+      ssize_t n = nghttp2_session_mem_send(ng_, &p);
+      if (n < 0) {
+        LOG_WARN("h2: mem_send failed: %s", nghttp2_strerror(static_cast<int>(n)));
+        fail_all(FailureKind::connection_lost);
+        break;
+      }
+      if (n == 0) break;
+      out.append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
+    }
+  }
+  if (local_goaway_pending_ && !failed_) fail_all(FailureKind::connection_lost);
+  if (!failed_) start_queued();
+  if (&out != &pending_out_) deliver();
+  return out.size() - before;
+}
+
+void Session::ping() {
+  if (failed_ || ping_outstanding_) return;
+  if (nghttp2_submit_ping(ng_, NGHTTP2_FLAG_NONE, nullptr) == 0) ping_outstanding_ = true;
+}
+
+void Session::terminate(FailureKind kind) {
+  fail_all(kind);
+  deliver();
+}
+
+void Session::fail_all(FailureKind kind) {
+  if (failed_) return;
+  failed_ = true;
+  // Open streams first (in id order, so the replay order is stable), then the queue.
+  std::vector<Stream*> open;
+  open.reserve(by_stream_.size());
+  for (auto& [sid, s] : by_stream_) open.push_back(s);
+  std::sort(open.begin(), open.end(), [](Stream* a, Stream* b) { return a->stream_id < b->stream_id; });
+  for (Stream* s : open) finish(s, kind, 0);
+  while (!queue_.empty()) finish(queue_.front(), kind, 0);
+}
+
+void Session::shutdown() {
+  if (shutdown_ || failed_) return;
+  shutdown_ = true;
+  // A graceful GOAWAY (not terminate_session, which would stop reading): open streams finish.
+  nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_),
+                        NGHTTP2_NO_ERROR, nullptr, 0);
+  while (!queue_.empty()) finish(queue_.front(), FailureKind::goaway_unprocessed, 0);
+  deliver();
+}
+
+}  // namespace aloha::h2

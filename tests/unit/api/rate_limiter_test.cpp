@@ -1,2 +1,160 @@
-// placeholder: filled in by the owner of this module
 #include <doctest/doctest.h>
+
+#include "api/rate_limiter.h"
+#include "core/clock.h"
+
+using aloha::FakeClock;
+using aloha::api::RateLimiter;
+
+namespace {
+constexpr int64_t kWall0 = 1'767'225'600;  // FakeClock's initial wall time, epoch seconds
+}
+
+TEST_SUITE("rate_limiter") {
+
+TEST_CASE("rate limiter: refuses the 1001st request in 60 s with the right retry-after") {
+  FakeClock clock;
+  RateLimiter rl(1000, clock);
+  // 1000 requests spread 50 ms apart: the first at t=0, the last at t=49.95 s.
+  for (int i = 0; i < 1000; ++i) {
+    auto d = rl.check(7);
+    REQUIRE(d.allowed);
+    CHECK(d.remaining == 999 - i);
+    clock.advance_ms(50);
+  }
+  // now t = 50 s: the 1000th most recent accepted request (t=0) is 50 s old.
+  auto d = rl.check(7);
+  CHECK_FALSE(d.allowed);
+  CHECK(d.limit == 1000);
+  CHECK(d.remaining == 0);
+  CHECK(d.retry_after_s == doctest::Approx(10.0));
+  CHECK(d.reset_epoch_s == kWall0 + 50 + 10);
+  // Another key is unaffected.
+  auto other = rl.check(8);
+  CHECK(other.allowed);
+  CHECK(other.remaining == 999);
+}
+
+TEST_CASE("rate limiter: retry-after is fractional seconds") {
+  FakeClock clock;
+  RateLimiter rl(2, clock);
+  CHECK(rl.check(1).allowed);
+  clock.advance_ms(250);
+  CHECK(rl.check(1).allowed);
+  clock.advance_ms(500);  // t = 0.75 s
+  auto d = rl.check(1);
+  CHECK_FALSE(d.allowed);
+  CHECK(d.retry_after_s == doctest::Approx(59.25));
+  // reset = now + retry-after = t0 + 60 s, truncated.
+  CHECK(d.reset_epoch_s == kWall0 + 60);
+}
+
+TEST_CASE("rate limiter: a request exactly 60 s old still counts; 1 ms later it has left") {
+  FakeClock clock;
+  RateLimiter rl(1, clock);
+  CHECK(rl.check(1).allowed);
+  clock.advance_ms(60'000);
+  auto d = rl.check(1);
+  CHECK_FALSE(d.allowed);          // "at most 60 s old" -> refused
+  CHECK(d.retry_after_s == 0.0);
+  clock.advance_ms(1);
+  d = rl.check(1);
+  CHECK(d.allowed);
+  CHECK(d.remaining == 0);
+}
+
+TEST_CASE("rate limiter: refused requests do not count against the limit") {
+  FakeClock clock;
+  RateLimiter rl(3, clock);
+  for (int i = 0; i < 3; ++i) REQUIRE(rl.check(5).allowed);  // all at t=0
+  clock.advance_ms(30'000);
+  for (int i = 0; i < 100; ++i) REQUIRE_FALSE(rl.check(5).allowed);
+  clock.advance_ms(30'001);  // t = 60.001 s: the three from t=0 have left
+  auto d = rl.check(5);
+  CHECK(d.allowed);
+  // Had the 100 refusals been recorded (at t=30 s), the window would still be full.
+  CHECK(d.remaining == 2);
+  CHECK(rl.check(5).allowed);
+  CHECK(rl.check(5).allowed);
+  CHECK_FALSE(rl.check(5).allowed);
+}
+
+TEST_CASE("rate limiter: sliding window frees one slot per expired request") {
+  FakeClock clock;
+  RateLimiter rl(3, clock);
+  CHECK(rl.check(1).allowed);   // t=0
+  clock.advance_ms(10'000);
+  CHECK(rl.check(1).allowed);   // t=10
+  clock.advance_ms(10'000);
+  CHECK(rl.check(1).allowed);   // t=20
+  clock.advance_ms(40'500);     // t=60.5: only the t=0 one has left
+  auto d = rl.check(1);
+  CHECK(d.allowed);
+  CHECK(d.remaining == 0);
+  d = rl.check(1);
+  CHECK_FALSE(d.allowed);
+  CHECK(d.retry_after_s == doctest::Approx(9.5));  // t=10 request + 60 - 60.5
+}
+
+TEST_CASE("rate limiter: remaining counts accepted requests of the last 60 s incl. this one") {
+  FakeClock clock;
+  RateLimiter rl(10, clock);
+  auto d = rl.check(1);
+  CHECK(d.allowed);
+  CHECK(d.limit == 10);
+  CHECK(d.remaining == 9);
+  CHECK(d.retry_after_s == 0.0);
+  CHECK(d.reset_epoch_s == kWall0 + 60);
+  clock.advance_ms(1'500);
+  d = rl.check(1);
+  CHECK(d.remaining == 8);
+  CHECK(d.reset_epoch_s == kWall0 + 61);  // now + 60 = 61.5 s, truncated
+  clock.advance_ms(59'000);                // t=60.5: the first has left
+  d = rl.check(1);
+  CHECK(d.remaining == 8);
+}
+
+TEST_CASE("rate limiter: reset uses the wall clock, the window the monotonic clock") {
+  FakeClock clock;
+  RateLimiter rl(1, clock);
+  CHECK(rl.check(1).allowed);
+  clock.set_wall_ms(2'000'000'000'000);  // wall clock jumps; monotonic does not
+  auto d = rl.check(1);
+  CHECK_FALSE(d.allowed);
+  CHECK(d.retry_after_s == doctest::Approx(60.0));
+  CHECK(d.reset_epoch_s == 2'000'000'000 + 60);
+}
+
+TEST_CASE("rate limiter: prune drops keys idle for more than 60 s") {
+  FakeClock clock;
+  RateLimiter rl(5, clock);
+  rl.check(1);
+  rl.check(2);
+  clock.advance_ms(30'000);
+  rl.check(3);
+  CHECK(rl.tracked_keys() == 3);
+  clock.advance_ms(30'000);  // keys 1 and 2 exactly 60 s old: still in the window
+  rl.prune();
+  CHECK(rl.tracked_keys() == 3);
+  clock.advance_ms(1);
+  rl.prune();
+  CHECK(rl.tracked_keys() == 1);
+  clock.advance_ms(30'000);
+  rl.prune();
+  CHECK(rl.tracked_keys() == 0);
+  // A pruned key starts afresh.
+  CHECK(rl.check(1).remaining == 4);
+}
+
+TEST_CASE("rate limiter: memory stays bounded with many short-lived keys") {
+  FakeClock clock;
+  RateLimiter rl(5, clock);
+  for (int64_t k = 0; k < 20'000; ++k) {
+    rl.check(k);
+    if (k % 1000 == 999) clock.advance_ms(61'000);
+  }
+  // Only keys of the last minute (plus at most one doubling of slack) survive the automatic prune.
+  CHECK(rl.tracked_keys() <= 3000);
+}
+
+}  // TEST_SUITE

@@ -1,0 +1,72 @@
+// Router: maps a request to its endpoint (exact path match), answers 404/405/OPTIONS, runs Basic
+// authentication and the per-server rate limit for authenticated routes (api.md §1–2), and turns
+// ApiError into error bodies. Endpoint groups register their routes from their own files.
+#pragma once
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "api/rate_limiter.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "http/message.h"
+#include "http/server.h"
+#include "store/store.h"
+
+namespace aloha::api {
+
+// What endpoints may use. Owned by the App; outlives the router.
+struct Services {
+  const Config& config;
+  store::Store& store;
+  RateLimiter& limiter;
+  const Clock& clock;
+};
+
+// One request being answered. Shared so an endpoint can answer after the batch commit.
+struct Exchange {
+  http::Request req;
+  http::Reply reply;
+  std::optional<store::ServerRow> server;      // set for authenticated routes
+  std::vector<http::Header> rate_headers;      // X-RateLimit-* on every authenticated response
+  bool answered = false;
+
+  // Sends now (adds the rate-limit headers and the server id for the access log).
+  void respond(http::Response&& r);
+};
+using ExchangePtr = std::shared_ptr<Exchange>;
+
+// Sends r once the current batch transaction is durable (api.md: a 200 registration survives a
+// crash); a failed commit answers 503 instead, so nothing unsaved is ever acknowledged.
+void respond_after_commit(store::Store& store, const ExchangePtr& ex, http::Response&& r);
+using Endpoint = std::function<void(Services&, const ExchangePtr&)>;
+
+class Router {
+ public:
+  explicit Router(Services services) : svc_(services) {}
+
+  // methods: e.g. {"POST"} or {"GET"} (GET routes also answer HEAD). authenticated: HTTP Basic.
+  void add(std::string path, std::vector<std::string> methods, bool authenticated, Endpoint fn);
+
+  // The http::Server handler.
+  void handle(http::Request&& req, http::Reply reply);
+
+ private:
+  struct Route {
+    std::vector<std::string> methods;  // sorted, HEAD included for GET routes
+    bool authenticated;
+    Endpoint fn;
+  };
+  void dispatch(const Route& route, const ExchangePtr& ex);
+
+  Services svc_;
+  std::unordered_map<std::string, Route> routes_;
+};
+
+// Registers every endpoint group.
+void register_all_routes(Router& router);
+
+}  // namespace aloha::api

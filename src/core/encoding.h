@@ -1,0 +1,27 @@
+// Byte-string encodings: hex, base64 (RFC 4648 §4 standard, §5 URL-safe without padding for JWT)
+// and UTF-8 validation. Pure functions on std::string_view; no allocation beyond the result and
+// no state. Decoders are strict: they return false and leave `out` unspecified on bad input.
+#pragma once
+#include <string>
+#include <string_view>
+
+namespace aloha::enc {
+
+std::string hex_lower(std::string_view raw);
+std::string hex_upper(std::string_view raw);
+// Either case accepted; odd length or a non-hex character -> false.
+bool hex_decode(std::string_view hex, std::string& out);
+
+// Standard alphabet with '=' padding.
+std::string base64_encode(std::string_view raw);
+// URL-safe alphabet ('-', '_'), no padding (RFC 7515 §2 base64url for JWT).
+std::string base64url_encode(std::string_view raw);
+// Standard alphabet, '='-padded, strict: length a multiple of 4, padding only at the end (at
+// most two), no whitespace, and the unused trailing bits of the last symbol must be zero
+// (RFC 4648 §3.5 canonical encoding), so each byte string has exactly one accepted spelling.
+bool base64_decode(std::string_view in, std::string& out);
+
+// Well-formed UTF-8 per RFC 3629: no overlong forms, no surrogates (U+D800..DFFF), max U+10FFFF.
+bool valid_utf8(std::string_view s);
+
+}  // namespace aloha::enc

@@ -1,0 +1,401 @@
+#include "h2/connection.h"
+
+#include <utility>
+
+#include "core/log.h"
+#include "net/connector.h"
+#include "net/tls.h"
+
+namespace aloha::h2 {
+
+const char* conn_state_name(ConnState s) {
+  switch (s) {
+    case ConnState::resolving: return "resolving";
+    case ConnState::connecting: return "connecting";
+    case ConnState::handshaking: return "handshaking";
+    case ConnState::connected: return "connected";
+    case ConnState::draining: return "draining";
+    case ConnState::closed: return "closed";
+  }
+  return "?";
+}
+
+struct Connection::WriteReq {
+  uv_write_t req{};
+  std::string data;
+  Connection* self = nullptr;
+};
+
+Connection* Connection::create(uv_loop_t* loop, const net::TlsContext* tls, ConnectionOptions options,
+                               ConnListener* listener) {
+  auto* c = new Connection(loop, tls, std::move(options), listener);
+  // The connector is started after construction so that its (asynchronous) callback always
+  // finds a complete object.
+  c->connector_ = net::Connector::start(loop, c->opt_.host, c->opt_.port, c->opt_.connect_timeout_ms,
+      [c](int status, uv_tcp_t* tcp, const std::string& error) { c->on_connected(status, tcp, error); });
+  c->connector_->set_on_resolved([c](size_t) {
+    if (c->state_ == ConnState::resolving) c->state_ = ConnState::connecting;
+  });
+  return c;
+}
+
+Connection::Connection(uv_loop_t* loop, const net::TlsContext* tls, ConnectionOptions options,
+                       ConnListener* listener)
+    : loop_(loop), tls_ctx_(tls), opt_(std::move(options)), listener_(listener) {
+  if (opt_.authority.empty())
+    opt_.authority = opt_.port == 443 ? opt_.host : opt_.host + ":" + std::to_string(opt_.port);
+  uv_timer_init(loop_, &timer_);
+  timer_.data = this;
+  ++open_handles_;
+  session_ = std::make_unique<Session>(opt_.session);
+  arm_timer(opt_.connect_timeout_ms * 4 + opt_.handshake_timeout_ms);  // overall set-up bound
+}
+
+Connection::~Connection() = default;
+
+size_t Connection::free_slots() const {
+  return state_ == ConnState::connected ? session_->free_slots() : 0;
+}
+
+size_t Connection::pending() const { return session_ ? session_->pending() : 0; }
+
+uint64_t Connection::submit(H2Request request, Completion done) {
+  if (state_ != ConnState::connected) return 0;
+  if (request.authority.empty()) request.authority = opt_.authority;
+  uint64_t id = session_->submit(std::move(request), std::move(done));
+  if (id) pump();
+  return id;
+}
+
+bool Connection::cancel(uint64_t request_id) {
+  if (!session_) return false;
+  bool found = session_->cancel(request_id);
+  if (found && state_ != ConnState::closed) pump();
+  return found;
+}
+
+void Connection::drain() {
+  if (state_ == ConnState::closed || state_ == ConnState::draining) return;
+  if (state_ != ConnState::connected) {
+    close_with("");
+    return;
+  }
+  state_ = ConnState::draining;
+  session_->shutdown();
+  pump();
+  if (session_->pending() == 0) close_with("");
+}
+
+void Connection::arm_timer(int64_t ms) {
+  if (state_ == ConnState::closed) return;
+  uv_timer_start(&timer_, &Connection::timer_cb, static_cast<uint64_t>(ms < 0 ? 0 : ms), 0);
+}
+
+void Connection::timer_cb(uv_timer_t* t) noexcept {
+  static_cast<Connection*>(t->data)->on_timer();
+}
+
+void Connection::on_timer() {
+  uint64_t now = uv_now(loop_);
+  switch (state_) {
+    case ConnState::resolving:
+    case ConnState::connecting:
+    case ConnState::handshaking:
+      close_with(std::string("timed out while ") + conn_state_name(state_));
+      return;
+    case ConnState::connected:
+    case ConnState::draining: {
+      // PING on idle (upstreams.md): a connection whose PING is not acked in time is dead even
+      // if TCP has not noticed (NAT timeouts, half-open sockets).
+      if (session_->ping_outstanding()) {
+        if (now - ping_sent_ms_ >= static_cast<uint64_t>(opt_.ping_timeout_ms)) {
+          LOG_WARN("h2 %s: PING not acknowledged within %lld ms", opt_.authority.c_str(),
+                   static_cast<long long>(opt_.ping_timeout_ms));
+          session_->ping_expired();
+          close_with("ping timeout");
+          return;
+        }
+        arm_timer(opt_.ping_timeout_ms - static_cast<int64_t>(now - ping_sent_ms_));
+        return;
+      }
+      uint64_t idle = now - last_read_ms_;
+      if (idle >= static_cast<uint64_t>(opt_.ping_idle_ms)) {
+        session_->ping();
+        ping_sent_ms_ = now;
+        pump();
+        arm_timer(opt_.ping_timeout_ms);
+      } else {
+        arm_timer(opt_.ping_idle_ms - static_cast<int64_t>(idle));
+      }
+      return;
+    }
+    case ConnState::closed:
+      return;
+  }
+}
+
+void Connection::on_connected(int status, uv_tcp_t* tcp, const std::string& error) {
+  connector_ = nullptr;  // frees itself
+  if (state_ == ConnState::closed) {
+    net::close_tcp(tcp);
+    return;
+  }
+  if (status != 0) {
+    close_with(error.empty() ? std::string(uv_strerror(status)) : error);
+    return;
+  }
+  tcp_ = tcp;
+  tcp_->data = this;
+  ++open_handles_;
+  last_read_ms_ = uv_now(loop_);
+  int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(tcp_), &Connection::alloc_cb, &Connection::read_cb);
+  if (rc != 0) {
+    close_with(std::string("read_start: ") + uv_strerror(rc));
+    return;
+  }
+  if (tls_ctx_) {
+    state_ = ConnState::handshaking;
+    arm_timer(opt_.handshake_timeout_ms);
+    tls_ = std::make_unique<net::TlsSession>(*tls_ctx_, opt_.host);
+    if (tls_->handshake() == net::TlsStatus::error) {
+      close_with("tls: " + tls_->error());
+      return;
+    }
+    flush_tls();
+  } else {
+    on_handshake_done();
+  }
+}
+
+void Connection::on_handshake_done() {
+  if (tls_ && tls_->alpn() != "h2") {
+    // RFC 9113 §3.2: HTTP/2 over TLS is negotiated with ALPN "h2"; anything else is not HTTP/2.
+    close_with("tls: server did not select ALPN h2 (got '" + tls_->alpn() + "')");
+    return;
+  }
+  state_ = ConnState::connected;
+  LOG_DEBUG("h2 %s: connected%s%s", opt_.authority.c_str(), tls_ ? " " : "",
+            tls_ ? tls_->protocol_version().c_str() : "");
+  arm_timer(opt_.ping_idle_ms);
+  pump();  // connection preface + SETTINGS
+  // Ready is reported once the server's SETTINGS arrived (after_session_events): before that its
+  // stream limit is unknown and the pool would see a saturated connection and open another.
+}
+
+void Connection::alloc_cb(uv_handle_t* h, size_t, uv_buf_t* buf) noexcept {
+  auto* self = static_cast<Connection*>(h->data);
+  buf->base = self->read_buf_;
+  buf->len = sizeof self->read_buf_;
+}
+
+void Connection::read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept {
+  auto* self = static_cast<Connection*>(s->data);
+  try {
+    self->on_read(nread, buf);
+  } catch (...) {
+    self->close_with("internal error");
+  }
+}
+
+void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
+  if (state_ == ConnState::closed) return;
+  if (nread == 0) return;
+  if (nread < 0) {
+    close_with(nread == UV_EOF ? "connection closed by peer" : std::string("read: ") + uv_strerror(static_cast<int>(nread)));
+    return;
+  }
+  last_read_ms_ = uv_now(loop_);
+  plain_.clear();
+  if (tls_) {
+    if (!tls_->feed(buf->base, static_cast<size_t>(nread))) {
+      close_with("tls: " + tls_->error());
+      return;
+    }
+    net::TlsStatus st = tls_->read(plain_);
+    flush_tls();
+    if (st == net::TlsStatus::error) {
+      close_with("tls: " + tls_->error());
+      return;
+    }
+    if (state_ == ConnState::handshaking && tls_->handshake_done()) {
+      on_handshake_done();
+      if (state_ == ConnState::closed) return;
+    }
+    if (tls_->peer_closed() && plain_.empty()) {
+      close_with("connection closed by peer (close_notify)");
+      return;
+    }
+  } else {
+    plain_.assign(buf->base, static_cast<size_t>(nread));
+  }
+  if (plain_.empty()) return;
+  if (state_ != ConnState::connected && state_ != ConnState::draining) return;
+  std::string in;
+  in.swap(plain_);
+  // Completions run inside feed() (after nghttp2 returned); they may submit more requests here.
+  bool ok = session_->feed(reinterpret_cast<const uint8_t*>(in.data()), in.size());
+  if (state_ == ConnState::closed) return;
+  pump();  // flush ACKs / WINDOW_UPDATE / GOAWAY even when the session failed
+  if (!ok) {
+    close_with("http/2 protocol error from server");
+    return;
+  }
+  after_session_events();
+}
+
+void Connection::after_session_events() {
+  if (state_ == ConnState::closed) return;
+  if (session_->goaway_received() && state_ == ConnState::connected) {
+    state_ = ConnState::draining;
+    LOG_INFO("h2 %s: server sent GOAWAY; draining", opt_.authority.c_str());
+  }
+  if (session_->finished()) {
+    close_with(session_->failed() ? "http/2 session failed" : "");
+    return;
+  }
+  if (!ready_reported_ && state_ == ConnState::connected && session_->settings_received()) {
+    ready_reported_ = true;
+    if (listener_) listener_->on_conn_ready(this);
+    return;  // the pool dispatches on ready
+  }
+  if (listener_) listener_->on_conn_capacity(this);
+}
+
+void Connection::pump() {
+  // Moves h2 output → TLS → socket. Re-entrant calls (a completion submitting more) only set a
+  // flag; the outer loop picks the work up.
+  if (pumping_) {
+    pump_again_ = true;
+    return;
+  }
+  if (!tcp_ || (state_ != ConnState::connected && state_ != ConnState::draining)) return;
+  pumping_ = true;
+  do {
+    pump_again_ = false;
+    while (session_->want_write() && write_bytes_ < opt_.max_write_buffer && state_ != ConnState::closed) {
+      if (tls_ && tls_->write_capacity() < 16384) break;
+      std::string out;
+      if (session_->take_output(out) == 0) break;
+      if (tls_) {
+        if (tls_->write(out) == net::TlsStatus::error) {
+          pumping_ = false;
+          close_with("tls: " + tls_->error());
+          return;
+        }
+        flush_tls();
+      } else if (!write_ciphertext(std::move(out))) {
+        break;
+      }
+    }
+  } while (pump_again_ && state_ != ConnState::closed);
+  pumping_ = false;
+}
+
+void Connection::flush_tls() {
+  if (!tls_ || !tcp_) return;
+  while (tls_->pending_output() > 0) {
+    std::string out;
+    tls_->take_output(out);
+    if (out.empty()) break;
+    if (!write_ciphertext(std::move(out))) return;
+  }
+}
+
+bool Connection::write_ciphertext(std::string data) {
+  if (!tcp_ || uv_is_closing(reinterpret_cast<uv_handle_t*>(tcp_))) return false;
+  auto* w = new WriteReq();
+  w->data = std::move(data);
+  w->self = this;
+  w->req.data = w;
+  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  write_bytes_ += w->data.size();
+  ++open_handles_;  // a write request also keeps the object alive until its callback
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &b, 1, &Connection::write_cb);
+  if (rc != 0) {
+    --open_handles_;
+    write_bytes_ -= w->data.size();
+    delete w;
+    close_with(std::string("write: ") + uv_strerror(rc));
+    return false;
+  }
+  return true;
+}
+
+void Connection::write_cb(uv_write_t* req, int status) noexcept {
+  auto* w = static_cast<WriteReq*>(req->data);
+  Connection* self = w->self;
+  self->write_bytes_ -= w->data.size();
+  delete w;
+  --self->open_handles_;
+  if (status != 0 && self->state_ != ConnState::closed)
+    self->close_with(std::string("write: ") + uv_strerror(status));
+  if (self->state_ == ConnState::closed) {
+    self->handle_closed();
+    return;
+  }
+  self->pump();  // output was paused at the write bound
+}
+
+void Connection::close_with(const std::string& error) {
+  if (state_ == ConnState::closed) return;
+  ConnState was = state_;
+  state_ = ConnState::closed;
+  error_ = error;
+  if (!error.empty())
+    LOG_WARN("h2 %s: closing (%s): %s", opt_.authority.c_str(), conn_state_name(was), error.c_str());
+  if (connector_) {
+    connector_->cancel();
+    connector_ = nullptr;
+  }
+  // Send what is already encrypted (e.g. GOAWAY, a TLS alert) on a best-effort basis.
+  if (tls_ && tcp_) {
+    tls_->close_notify();
+    while (tls_->pending_output() > 0) {
+      std::string out;
+      tls_->take_output(out);
+      if (out.empty()) break;
+      auto* w = new WriteReq();
+      w->data = std::move(out);
+      w->self = this;
+      w->req.data = w;
+      uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+      write_bytes_ += w->data.size();
+      ++open_handles_;
+      if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &b, 1, &Connection::write_cb) != 0) {
+        --open_handles_;
+        write_bytes_ -= w->data.size();
+        delete w;
+        break;
+      }
+    }
+  }
+  uv_timer_stop(&timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) noexcept {
+    auto* self = static_cast<Connection*>(h->data);
+    --self->open_handles_;
+    self->handle_closed();
+  });
+  if (tcp_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(tcp_), [](uv_handle_t* h) noexcept {
+      auto* self = static_cast<Connection*>(h->data);
+      delete reinterpret_cast<uv_tcp_t*>(h);
+      self->tcp_ = nullptr;
+      --self->open_handles_;
+      self->handle_closed();
+    });
+  }
+  // Every request still open learns its fate now (connection_lost; request_sent tells the pool
+  // whether a replay is safe). The object itself stays alive until the handles are closed.
+  session_->terminate(FailureKind::connection_lost);
+}
+
+void Connection::handle_closed() {
+  if (open_handles_ > 0) return;
+  ConnListener* l = listener_;
+  listener_ = nullptr;
+  std::string err = error_;
+  if (l) l->on_conn_closed(this, err);
+  delete this;
+}
+
+}  // namespace aloha::h2

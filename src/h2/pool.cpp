@@ -1,0 +1,292 @@
+#include "h2/pool.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "core/log.h"
+
+namespace aloha::h2 {
+
+Pool::Pool(PoolOptions options, const Clock& clock, ConnFactory factory, Scheduler scheduler,
+           HeaderProvider headers, net::Backoff::RandomSource random)
+    : opt_(options),
+      clock_(clock),
+      factory_(std::move(factory)),
+      scheduler_(std::move(scheduler)),
+      headers_(std::move(headers)),
+      backoff_(options.backoff, std::move(random)) {
+  if (opt_.max_connections < 1) opt_.max_connections = 1;
+}
+
+Pool::~Pool() {
+  *alive_ = false;  // completions still delivered by closing sessions are ignored
+  for (auto& ci : conns_) {
+    ci.conn->set_listener(nullptr);
+    ci.conn->close();
+  }
+  conns_.clear();
+  if (on_destroy_) on_destroy_();
+}
+
+namespace {
+// One-shot uv timer for Pool::create; closed (and freed) when the pool goes away.
+struct PoolTimer {
+  uv_timer_t timer{};
+  Pool* pool = nullptr;
+};
+}  // namespace
+
+std::unique_ptr<Pool> Pool::create(uv_loop_t* loop, const net::TlsContext* tls,
+                                   ConnectionOptions conn_options, PoolOptions options,
+                                   HeaderProvider headers) {
+  auto* pt = new PoolTimer();
+  uv_timer_init(loop, &pt->timer);
+  pt->timer.data = pt;
+  auto factory = [loop, tls, conn_options](ConnListener* l) -> Conn* {
+    return Connection::create(loop, tls, conn_options, l);
+  };
+  auto scheduler = [pt](int64_t delay_ms) {
+    uv_timer_start(&pt->timer, [](uv_timer_t* t) noexcept {
+      auto* p = static_cast<PoolTimer*>(t->data);
+      if (p->pool) p->pool->on_timer();
+    }, static_cast<uint64_t>(std::max<int64_t>(delay_ms, 0)), 0);
+  };
+  auto pool = std::make_unique<Pool>(options, SystemClock::instance(), factory, scheduler,
+                                     std::move(headers));
+  pt->pool = pool.get();
+  pool->on_destroy_ = [pt] {
+    pt->pool = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&pt->timer),
+             [](uv_handle_t* h) noexcept { delete static_cast<PoolTimer*>(h->data); });
+  };
+  return pool;
+}
+
+uint64_t Pool::submit(H2Request request, int64_t timeout_ms, Completion done) {
+  if (closed_ || !done || queue_.size() >= opt_.max_queued) return 0;
+  auto r = std::make_unique<Req>();
+  r->id = next_id_++;
+  r->request = std::move(request);
+  r->done = std::move(done);
+  r->deadline_ms = clock_.mono_ms() + (timeout_ms > 0 ? timeout_ms : opt_.default_timeout_ms);
+  r->deadline_it = deadlines_.emplace(r->deadline_ms, r->id);
+  uint64_t id = r->id;
+  reqs_.emplace(id, std::move(r));
+  queue_.push_back(id);
+  dispatch();
+  reschedule();
+  return id;
+}
+
+Pool::ConnInfo* Pool::find(Conn* c) {
+  for (auto& ci : conns_)
+    if (ci.conn == c) return &ci;
+  return nullptr;
+}
+
+bool Pool::send(Req* r, Conn* c) {
+  H2Request req;
+  req.method = r->request.method;
+  req.path = r->request.path;
+  req.authority = r->request.authority;
+  req.body = r->request.body;
+  // Provider headers first (authorization), then the request's own, in a stable order so HPACK
+  // keeps hitting its dynamic table (RFC 7541).
+  if (headers_) headers_(req.headers);
+  req.headers.insert(req.headers.end(), r->request.headers.begin(), r->request.headers.end());
+  std::shared_ptr<bool> alive = alive_;
+  uint64_t id = r->id;
+  uint64_t cid = c->submit(std::move(req), [this, alive, id](const H2Response& resp) {
+    if (*alive) on_response(id, resp);
+  });
+  if (!cid) return false;
+  r->conn = c;
+  r->conn_req_id = cid;
+  return true;
+}
+
+void Pool::dispatch() {
+  if (dispatching_ || closed_) return;
+  dispatching_ = true;
+  while (!queue_.empty()) {
+    auto it = reqs_.find(queue_.front());
+    if (it == reqs_.end()) {
+      queue_.pop_front();
+      continue;
+    }
+    Req* r = it->second.get();
+    // A connection with a free stream slot; for a replay, one other than where it failed.
+    Conn* best = nullptr;
+    for (auto& ci : conns_) {
+      if (!ci.ready || ci.conn->state() != ConnState::connected || ci.conn->free_slots() == 0) continue;
+      if (ci.conn == r->failed_on && best) continue;
+      if (!best || best == r->failed_on) best = ci.conn;
+    }
+    if (!best || !send(r, best)) break;
+    queue_.pop_front();
+  }
+  dispatching_ = false;
+  if (!queue_.empty()) maybe_open_connection();
+}
+
+void Pool::maybe_open_connection() {
+  if (closed_) return;
+  size_t usable = 0;
+  for (auto& ci : conns_) {
+    ConnState st = ci.conn->state();
+    if (st == ConnState::closed || st == ConnState::draining) continue;
+    // One connection set-up at a time: a second would only race the first.
+    if (!ci.ready) return;
+    ++usable;
+  }
+  if (usable >= opt_.max_connections) return;
+  if (clock_.mono_ms() < next_connect_ms_) return;  // backing off; the timer comes back
+  Conn* c = factory_(this);
+  if (!c) return;
+  conns_.push_back({c, false});
+}
+
+void Pool::on_conn_ready(Conn* c) {
+  if (ConnInfo* ci = find(c)) ci->ready = true;
+  backoff_.reset();
+  dispatch();
+}
+
+void Pool::on_conn_capacity(Conn*) { dispatch(); }
+
+void Pool::on_conn_closed(Conn* c, const std::string& error) {
+  auto it = std::find_if(conns_.begin(), conns_.end(), [c](const ConnInfo& ci) { return ci.conn == c; });
+  if (it == conns_.end()) return;
+  bool was_ready = it->ready;
+  conns_.erase(it);
+  for (auto& [id, r] : reqs_)
+    if (r->failed_on == c) r->failed_on = nullptr;  // the pointer may be reused by a new object
+  if (!error.empty()) {
+    // Reconnect with jittered backoff (upstreams.md); the first retry after a working connection
+    // dropped comes quickly, repeated set-up failures back off exponentially.
+    if (!was_ready) ++connect_failures_;
+    next_connect_ms_ = clock_.mono_ms() + backoff_.next_ms();
+  }
+  dispatch();
+  reschedule();
+}
+
+void Pool::on_response(uint64_t id, const H2Response& resp) {
+  auto it = reqs_.find(id);
+  if (it == reqs_.end()) return;
+  Req* r = it->second.get();
+  Conn* from = r->conn;
+  r->conn = nullptr;
+  r->conn_req_id = 0;
+  // Replay only what the server provably did not process (RFC 9113 §8.7): GOAWAY above the last
+  // stream id, REFUSED_STREAM, or a request whose HEADERS never left this process.
+  bool unprocessed = resp.failure == FailureKind::goaway_unprocessed ||
+                     (resp.failure == FailureKind::connection_lost && !resp.request_sent);
+  if (unprocessed && !closed_ && r->replays < opt_.max_replays && clock_.mono_ms() < r->deadline_ms) {
+    ++r->replays;
+    ++replays_;
+    r->failed_on = from;
+    queue_.push_front(id);
+    dispatch();
+    reschedule();
+    return;
+  }
+  complete(id, resp);
+}
+
+void Pool::complete(uint64_t id, H2Response resp) {
+  auto it = reqs_.find(id);
+  if (it == reqs_.end()) return;
+  std::unique_ptr<Req> r = std::move(it->second);
+  reqs_.erase(it);
+  deadlines_.erase(r->deadline_it);
+  resp.request_id = id;
+  r->done(resp);  // may destroy the pool: callers check alive_
+}
+
+void Pool::on_timer() {
+  scheduled_at_ms_ = -1;
+  std::shared_ptr<bool> alive = alive_;
+  int64_t now = clock_.mono_ms();
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    uint64_t id = deadlines_.begin()->second;
+    auto it = reqs_.find(id);
+    if (it == reqs_.end()) {
+      deadlines_.erase(deadlines_.begin());
+      continue;
+    }
+    Req* r = it->second.get();
+    if (r->conn) {
+      // The session resets the stream and completes it with FailureKind::timeout, which comes
+      // back through on_response → complete.
+      Conn* c = r->conn;
+      uint64_t cid = r->conn_req_id;
+      if (!c->cancel(cid)) {
+        H2Response resp;
+        resp.failure = FailureKind::timeout;
+        complete(id, resp);
+      }
+    } else {
+      auto q = std::find(queue_.begin(), queue_.end(), id);
+      if (q != queue_.end()) queue_.erase(q);
+      H2Response resp;
+      resp.failure = FailureKind::timeout;
+      complete(id, resp);
+    }
+    if (!*alive) return;
+    // If the completion did not remove it (should not happen), do not spin.
+    auto again = reqs_.find(id);
+    if (again != reqs_.end()) {
+      complete(id, H2Response{id, 0, FailureKind::timeout});
+      if (!*alive) return;
+    }
+  }
+  dispatch();
+  reschedule();
+}
+
+void Pool::reschedule() {
+  if (closed_) return;
+  int64_t now = clock_.mono_ms();
+  int64_t at = -1;
+  if (!deadlines_.empty()) at = deadlines_.begin()->first;
+  if (!queue_.empty() && next_connect_ms_ > now && (at < 0 || next_connect_ms_ < at)) at = next_connect_ms_;
+  if (at < 0 || at == scheduled_at_ms_) return;
+  scheduled_at_ms_ = at;
+  if (scheduler_) scheduler_(std::max<int64_t>(at - now, 0));
+}
+
+void Pool::close() {
+  if (closed_) return;
+  closed_ = true;
+  std::shared_ptr<bool> alive = alive_;
+  std::vector<Conn*> conns;
+  for (auto& ci : conns_) conns.push_back(ci.conn);
+  for (Conn* c : conns) {
+    c->close();  // fails its requests (no replay: closed_)
+    if (!*alive) return;
+  }
+  while (!queue_.empty()) {
+    uint64_t id = queue_.front();
+    queue_.pop_front();
+    H2Response resp;
+    resp.failure = FailureKind::connection_lost;
+    complete(id, resp);
+    if (!*alive) return;
+  }
+}
+
+PoolStats Pool::stats() const {
+  PoolStats s;
+  s.queued = queue_.size();
+  s.in_flight = reqs_.size() - queue_.size();
+  for (auto& ci : conns_) {
+    if (ci.conn->state() != ConnState::closed) ++s.connections;
+    if (ci.ready && ci.conn->state() == ConnState::connected) ++s.connected;
+  }
+  s.replays = replays_;
+  s.connect_failures = connect_failures_;
+  return s;
+}
+
+}  // namespace aloha::h2

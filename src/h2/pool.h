@@ -1,0 +1,128 @@
+// Pool: the HTTP/2 connections for one (credential, endpoint). Sends each request on a connected
+// connection with a free stream slot, opens another connection (up to max_connections) when all
+// are saturated, queues (bounded) otherwise, reconnects with jittered backoff, replays requests
+// the server never processed (GOAWAY above last-stream-id, REFUSED_STREAM, connection lost before
+// the request went out) once on another connection, and enforces a deadline per request.
+//
+// Ownership: the pool owns its connections (they free themselves after on_conn_closed). Each
+// submitted request's completion runs exactly once, on the loop thread, never inside submit();
+// after the pool is destroyed no completion runs. The header provider is called every time a
+// request is handed to a connection, so e.g. the APNs JWT can change without reconnecting.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/clock.h"
+#include "h2/connection.h"
+#include "net/backoff.h"
+
+namespace aloha::h2 {
+
+struct PoolOptions {
+  size_t max_connections = 2;
+  size_t max_queued = 10000;          // requests waiting for any connection
+  int max_replays = 1;                // per request, for unprocessed / not-sent requests
+  int64_t default_timeout_ms = 30000; // used when submit() gets timeout_ms <= 0
+  net::BackoffOptions backoff{1000, 60000, net::Jitter::full};
+};
+
+struct PoolStats {
+  size_t queued = 0;        // waiting in the pool
+  size_t in_flight = 0;     // handed to a connection
+  size_t connections = 0;   // not closed
+  size_t connected = 0;     // ready for requests
+  uint64_t replays = 0;
+  uint64_t connect_failures = 0;
+};
+
+class Pool final : public ConnListener {
+ public:
+  // Creates a connection reporting to the given listener (production: Connection::create).
+  using ConnFactory = std::function<Conn*(ConnListener* listener)>;
+  // Arms a one-shot wake-up `delay_ms` from now that calls on_timer(), replacing any earlier one.
+  using Scheduler = std::function<void(int64_t delay_ms)>;
+  // Appends headers (e.g. authorization) placed before the request's own headers.
+  using HeaderProvider = std::function<void(std::vector<H2Header>& headers)>;
+
+  Pool(PoolOptions options, const Clock& clock, ConnFactory factory, Scheduler scheduler,
+       HeaderProvider headers = {}, net::Backoff::RandomSource random = {});
+  ~Pool() override;
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Production wiring: connections via Connection::create on `loop`, a uv timer for deadlines
+  // and backoff, the system clock. tls may be nullptr (cleartext, tests only) and must outlive the pool.
+  static std::unique_ptr<Pool> create(uv_loop_t* loop, const net::TlsContext* tls,
+                                      ConnectionOptions conn_options, PoolOptions options,
+                                      HeaderProvider headers = {});
+
+  // Returns a request id, or 0 when the queue is full or the pool is closed (no callback then:
+  // the caller answers 503/429 itself). timeout_ms <= 0 uses the default.
+  uint64_t submit(H2Request request, int64_t timeout_ms, Completion done);
+
+  // Deadlines and reconnect backoff; called by the scheduler's timer.
+  void on_timer();
+
+  // Fails every request (FailureKind::connection_lost, status 0) and closes the connections.
+  void close();
+
+  PoolStats stats() const;
+
+  // ConnListener
+  void on_conn_ready(Conn* c) override;
+  void on_conn_capacity(Conn* c) override;
+  void on_conn_closed(Conn* c, const std::string& error) override;
+
+ private:
+  struct Req {
+    uint64_t id = 0;
+    H2Request request;            // without provider headers
+    Completion done;
+    int64_t deadline_ms = 0;
+    int replays = 0;
+    Conn* conn = nullptr;         // set while handed to a connection
+    uint64_t conn_req_id = 0;
+    Conn* failed_on = nullptr;    // last connection that gave it back unprocessed
+    std::multimap<int64_t, uint64_t>::iterator deadline_it;
+  };
+  struct ConnInfo {
+    Conn* conn = nullptr;
+    bool ready = false;
+  };
+
+  void dispatch();
+  bool send(Req* r, Conn* c);
+  void on_response(uint64_t id, const H2Response& resp);
+  void complete(uint64_t id, H2Response resp);
+  void maybe_open_connection();
+  void reschedule();
+  ConnInfo* find(Conn* c);
+
+  PoolOptions opt_;
+  const Clock& clock_;
+  ConnFactory factory_;
+  Scheduler scheduler_;
+  HeaderProvider headers_;
+  net::Backoff backoff_;
+  uint64_t next_id_ = 1;
+  std::unordered_map<uint64_t, std::unique_ptr<Req>> reqs_;
+  std::deque<uint64_t> queue_;   // ids waiting for a connection, oldest first
+  std::multimap<int64_t, uint64_t> deadlines_;  // deadline → id, for the earliest wake-up
+  std::vector<ConnInfo> conns_;
+  int64_t next_connect_ms_ = 0;  // backoff: no new connection before this
+  int64_t scheduled_at_ms_ = -1;
+  bool closed_ = false;
+  bool dispatching_ = false;
+  uint64_t replays_ = 0;
+  uint64_t connect_failures_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::function<void()> on_destroy_;  // production: closes the uv timer
+};
+
+}  // namespace aloha::h2

@@ -1,0 +1,108 @@
+// Devices: the legacy (non-E2EE) push tokens of each server's users (api.md push/register,
+// push/unregister, push/notify steps 2 and 5; upstreams.md dead tokens and the 410 rule).
+// A row is keyed by exactly one identity: user_uuid when the server sent one, else user_id.
+// "The OR rule": a request with user_id I and/or user_uuid U matches rows with user_uuid = U OR
+// user_id = I. Tokens are matched on token_norm (APNs lowercase, FCM as-is). Mutating calls join
+// the current write batch (Database::write); holds prepared statements, must not outlive the Database.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/db.h"
+
+namespace aloha::store {
+
+constexpr int kKindApns = 1;
+constexpr int kKindFcm = 2;
+
+// Largest number of rows one identity query returns (per identity column); a user with more
+// devices than this is not a real user. Hitting it is logged.
+constexpr int kMaxDevicesPerIdentity = 1000;
+
+// APNs tokens compare case-insensitively (lowercase); every other kind as-is.
+std::string normalize_token(int kind, std::string_view token);
+// ASCII lowercase (user and realm UUIDs are stored lowercase).
+std::string ascii_lower(std::string_view s);
+
+struct DeviceRow {
+  int64_t id = 0;
+  int64_t server_id = 0;
+  int kind = 0;
+  std::string token;  // as registered
+  std::optional<std::string> ios_app_id;
+  std::optional<int64_t> user_id;
+  std::optional<std::string> user_uuid;
+  std::optional<int64_t> realm_id;
+  int64_t registered_ms = 0;
+};
+
+struct DeviceRegistration {
+  int64_t server_id = 0;
+  int kind = 0;
+  std::string token;       // as sent (whitespace-stripped by the API)
+  std::string token_norm;  // informational: the store recomputes it from kind and token
+  std::optional<std::string> ios_app_id;
+  std::optional<int64_t> user_id;
+  std::optional<std::string> user_uuid;  // lowercased by the store
+  std::optional<int64_t> realm_id;
+  int64_t now_ms = 0;
+};
+
+enum class RegisterOutcome {
+  created,    // a new row
+  refreshed,  // the row existed: only registered_ms moved forward
+  migrated,   // user_id and user_uuid given: the id-keyed row was replaced by a uuid-keyed one
+};
+
+struct RegisterResult {
+  RegisterOutcome outcome = RegisterOutcome::created;
+  int64_t device_id = 0;  // the uuid-keyed (or id-keyed) row now holding the registration
+};
+
+class Devices {
+ public:
+  explicit Devices(Database& db);
+  Devices(const Devices&) = delete;
+  Devices& operator=(const Devices&) = delete;
+
+  // OR rule: rows of this server with user_uuid = uuid OR user_id = uid (either may be absent;
+  // both absent → empty). Ordered by id.
+  std::vector<DeviceRow> for_identity(int64_t server, std::optional<int64_t> uid,
+                                      std::optional<std::string_view> uuid);
+
+  // Idempotent per (server, identity, kind, token_norm); an existing row only gets registered_ms
+  // refreshed (never moved backwards), its ios_app_id and realm stay. With both user_id and
+  // user_uuid, the row is keyed by uuid and an id-keyed row for the token is deleted. Throws
+  // StoreError when neither identity is given.
+  RegisterResult register_device(const DeviceRegistration& reg);
+
+  // Deletes this server's rows of (kind, token) matching the OR rule; returns the count deleted.
+  // token may be given as sent or normalized.
+  int unregister(int64_t server, int kind, std::string_view token, std::optional<int64_t> uid,
+                 std::optional<std::string_view> uuid);
+  // Every row of the identity (OR rule); returns the count deleted.
+  int unregister_all(int64_t server, std::optional<int64_t> uid, std::optional<std::string_view> uuid);
+  bool delete_by_id(int64_t id);
+
+  // Dead token, for every server, honouring the 410 timestamp rule (upstreams.md): deletes rows of
+  // (kind, token) whose registered_ms < before_ms (INT64_MAX: always). Returns the count deleted.
+  int delete_dead(int kind, std::string_view token, int64_t before_ms);
+
+  // push/test_notification: a row of this server with (kind, token) matching the OR rule; the
+  // uuid-keyed one when both exist.
+  std::optional<DeviceRow> find_for_test(int64_t server, int kind, std::string_view token,
+                                         std::optional<int64_t> uid, std::optional<std::string_view> uuid);
+  std::optional<DeviceRow> find_by_id(int64_t id);
+
+ private:
+  void read_rows(Stmt& s, std::vector<DeviceRow>& out);
+
+  Database& db_;
+  Stmt by_uuid_, by_uid_, tok_by_uuid_, tok_by_uid_, id_by_uuid_tok_, id_by_uid_tok_, refresh_, insert_,
+      del_uuid_tok_, del_uid_tok_, del_all_uuid_, del_all_uid_, del_id_, del_dead_, by_id_;
+};
+
+}  // namespace aloha::store

@@ -1,0 +1,249 @@
+// Devices repository: push/register semantics, the OR rule, unregister, dead tokens.
+#include <doctest/doctest.h>
+
+#include <climits>
+#include <string>
+
+#include "store/store.h"
+#include "temp_dir.h"
+
+using namespace aloha::store;
+using aloha::store::test::Peek;
+using aloha::store::test::TempDir;
+
+namespace {
+
+constexpr const char* kUser = "cccccccc-0000-4000-8000-00000000000c";
+constexpr const char* kOther = "dddddddd-0000-4000-8000-00000000000d";
+
+struct Fixture {
+  TempDir dir;
+  Store s{dir.file("bouncer.db")};
+  int64_t a = s.servers().insert("11111111-1111-4111-8111-111111111111", "k", "a.example.org", "a@example.org", 1);
+  int64_t b = s.servers().insert("22222222-2222-4222-8222-222222222222", "k", "b.example.org", "b@example.org", 1);
+
+  RegisterResult reg(int64_t server, int kind, const std::string& token, std::optional<int64_t> uid,
+                     std::optional<std::string> uuid, int64_t now, std::optional<std::string> app = "com.example.app",
+                     std::optional<int64_t> realm = std::nullopt) {
+    DeviceRegistration r;
+    r.server_id = server;
+    r.kind = kind;
+    r.token = token;
+    r.ios_app_id = std::move(app);
+    r.user_id = uid;
+    r.user_uuid = std::move(uuid);
+    r.realm_id = realm;
+    r.now_ms = now;
+    return s.devices().register_device(r);
+  }
+  int64_t count(const std::string& where = "1") {
+    s.db().flush();
+    Peek peek(s.db().path());
+    return peek.scalar("SELECT count(*) FROM devices WHERE " + where);
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("store") {
+
+TEST_CASE("devices: register creates a row once; repeating it only refreshes registered_ms") {
+  Fixture f;
+  RealmRow realm;
+  realm.server_id = f.a;
+  realm.uuid = "eeeeeeee-0000-4000-8000-00000000000e";
+  int64_t realm_id = *f.s.realms().upsert(realm, 1);
+  auto r1 = f.reg(f.a, kKindFcm, "fcm-token-1", 10, std::nullopt, 1000, std::nullopt, realm_id);
+  CHECK(r1.outcome == RegisterOutcome::created);
+  auto r2 = f.reg(f.a, kKindFcm, "fcm-token-1", 10, std::nullopt, 2000, "other.app", std::nullopt);
+  CHECK(r2.outcome == RegisterOutcome::refreshed);
+  CHECK(r2.device_id == r1.device_id);
+  auto row = f.s.devices().find_by_id(r1.device_id);
+  REQUIRE(row);
+  CHECK(row->registered_ms == 2000);
+  CHECK_FALSE(row->ios_app_id);         // left as it was (Zulip's behaviour)
+  CHECK(row->realm_id == realm_id);     // left as it was
+  CHECK(row->user_id == 10);
+  CHECK_FALSE(row->user_uuid);
+  CHECK(row->token == "fcm-token-1");
+  // An older clock never moves the registration time back (the 410 rule depends on it).
+  f.reg(f.a, kKindFcm, "fcm-token-1", 10, std::nullopt, 1500);
+  CHECK(f.s.devices().find_by_id(r1.device_id)->registered_ms == 2000);
+  CHECK(f.count() == 1);
+}
+
+TEST_CASE("devices: APNs tokens match case-insensitively, FCM tokens case-sensitively") {
+  Fixture f;
+  auto a1 = f.reg(f.a, kKindApns, "ABCDEF0123", std::nullopt, kUser, 1000);
+  auto a2 = f.reg(f.a, kKindApns, "abcdef0123", std::nullopt, kUser, 2000);
+  CHECK(a2.outcome == RegisterOutcome::refreshed);
+  CHECK(a2.device_id == a1.device_id);
+  CHECK(f.s.devices().find_by_id(a1.device_id)->token == "ABCDEF0123");  // registered spelling kept
+  auto f1 = f.reg(f.a, kKindFcm, "Token-X", std::nullopt, kUser, 1000);
+  auto f2 = f.reg(f.a, kKindFcm, "token-x", std::nullopt, kUser, 1000);
+  CHECK(f2.outcome == RegisterOutcome::created);
+  CHECK(f1.device_id != f2.device_id);
+  // Same token, different kind: different rows.
+  CHECK(f.reg(f.a, kKindFcm, "abcdef0123", std::nullopt, kUser, 1000).outcome == RegisterOutcome::created);
+  CHECK(f.s.devices().find_for_test(f.a, kKindApns, "AbCdEf0123", std::nullopt, std::string_view(kUser)));
+  CHECK_FALSE(f.s.devices().find_for_test(f.a, kKindFcm, "TOKEN-X", std::nullopt, std::string_view(kUser)));
+  CHECK(f.s.devices().unregister(f.a, kKindApns, "abcDEF0123", std::nullopt, std::string_view(kUser)) == 1);
+  CHECK(f.count("kind = 1") == 0);
+}
+
+TEST_CASE("devices: user_uuid is stored and matched in lowercase") {
+  Fixture f;
+  auto r = f.reg(f.a, kKindFcm, "t1", std::nullopt, std::string("CCCCCCCC-0000-4000-8000-00000000000C"), 1);
+  CHECK(f.s.devices().find_by_id(r.device_id)->user_uuid == kUser);
+  CHECK(f.reg(f.a, kKindFcm, "t1", std::nullopt, std::string(kUser), 2).outcome == RegisterOutcome::refreshed);
+  CHECK(f.s.devices().for_identity(f.a, std::nullopt, std::string_view("cccccccc-0000-4000-8000-00000000000C")).size() == 1);
+}
+
+TEST_CASE("devices: for_identity applies the OR rule within one server") {
+  Fixture f;
+  auto by_uuid = f.reg(f.a, kKindFcm, "t-uuid", std::nullopt, kUser, 1);
+  auto by_id = f.reg(f.a, kKindApns, "aa01", 42, std::nullopt, 1);
+  f.reg(f.a, kKindFcm, "t-other-user", 43, std::nullopt, 1);
+  f.reg(f.a, kKindFcm, "t-other-uuid", std::nullopt, kOther, 1);
+  f.reg(f.b, kKindFcm, "t-other-server", 42, std::nullopt, 1);
+  f.reg(f.b, kKindFcm, "t-other-server-uuid", std::nullopt, kUser, 1);
+
+  auto both = f.s.devices().for_identity(f.a, 42, std::string_view(kUser));
+  REQUIRE(both.size() == 2);
+  CHECK(both[0].id == by_uuid.device_id);  // ordered by id
+  CHECK(both[1].id == by_id.device_id);
+  CHECK(both[1].kind == kKindApns);
+  CHECK(both[1].ios_app_id == "com.example.app");
+
+  auto only_id = f.s.devices().for_identity(f.a, 42, std::nullopt);
+  REQUIRE(only_id.size() == 1);
+  CHECK(only_id[0].id == by_id.device_id);
+  auto only_uuid = f.s.devices().for_identity(f.a, std::nullopt, std::string_view(kUser));
+  REQUIRE(only_uuid.size() == 1);
+  CHECK(only_uuid[0].id == by_uuid.device_id);
+  CHECK(f.s.devices().for_identity(f.a, std::nullopt, std::nullopt).empty());
+  CHECK(f.s.devices().for_identity(f.a, 44, std::string_view(kOther)).size() == 1);
+}
+
+TEST_CASE("devices: with user_id and user_uuid, the id-keyed row of the token migrates to a uuid-keyed one") {
+  Fixture f;
+  auto old = f.reg(f.a, kKindApns, "AA02", 42, std::nullopt, 1000);
+  auto keep = f.reg(f.a, kKindApns, "bb03", 42, std::nullopt, 1000);  // another token: untouched
+  auto mig = f.reg(f.a, kKindApns, "aa02", 42, kUser, 2000);
+  CHECK(mig.outcome == RegisterOutcome::migrated);
+  CHECK(mig.device_id != old.device_id);
+  CHECK_FALSE(f.s.devices().find_by_id(old.device_id));
+  auto row = f.s.devices().find_by_id(mig.device_id);
+  REQUIRE(row);
+  CHECK(row->user_uuid == kUser);
+  CHECK_FALSE(row->user_id);
+  CHECK(row->registered_ms == 2000);
+  CHECK(f.s.devices().find_by_id(keep.device_id));
+  // Repeating it is a plain refresh now.
+  auto again = f.reg(f.a, kKindApns, "aa02", 42, kUser, 3000);
+  CHECK(again.outcome == RegisterOutcome::refreshed);
+  CHECK(again.device_id == mig.device_id);
+  CHECK(f.count() == 2);
+  // An id-keyed row of another user_id is not touched.
+  auto foreign = f.reg(f.a, kKindApns, "cc04", 77, std::nullopt, 1000);
+  CHECK(f.reg(f.a, kKindApns, "cc04", 42, kUser, 1000).outcome == RegisterOutcome::created);
+  CHECK(f.s.devices().find_by_id(foreign.device_id));
+}
+
+TEST_CASE("devices: register without any identity is refused") {
+  Fixture f;
+  CHECK_THROWS_AS(f.reg(f.a, kKindFcm, "t", std::nullopt, std::nullopt, 1), StoreError);
+  CHECK(f.count() == 0);
+}
+
+TEST_CASE("devices: unregister deletes the OR-rule rows of that kind and token and counts them") {
+  Fixture f;
+  f.reg(f.a, kKindFcm, "tok", std::nullopt, kUser, 1);
+  f.reg(f.a, kKindFcm, "tok", 42, std::nullopt, 1);
+  f.reg(f.a, kKindFcm, "tok", 43, std::nullopt, 1);   // other user
+  f.reg(f.b, kKindFcm, "tok", 42, std::nullopt, 1);   // other server
+  f.reg(f.a, kKindApns, "tok", 42, std::nullopt, 1);  // other kind
+  CHECK(f.s.devices().unregister(f.a, kKindFcm, "nope", 42, std::string_view(kUser)) == 0);
+  CHECK(f.s.devices().unregister(f.a, kKindFcm, "tok", 42, std::string_view(kUser)) == 2);
+  CHECK(f.s.devices().unregister(f.a, kKindFcm, "tok", 42, std::string_view(kUser)) == 0);
+  CHECK(f.count() == 3);
+  CHECK(f.s.devices().unregister(f.a, kKindFcm, "tok", 43, std::nullopt) == 1);
+  CHECK(f.count("server_id = " + std::to_string(f.b)) == 1);
+}
+
+TEST_CASE("devices: unregister_all deletes every token of the identity and counts them") {
+  Fixture f;
+  f.reg(f.a, kKindFcm, "t1", std::nullopt, kUser, 1);
+  f.reg(f.a, kKindApns, "a1", std::nullopt, kUser, 1);
+  f.reg(f.a, kKindFcm, "t2", 42, std::nullopt, 1);
+  f.reg(f.a, kKindFcm, "t3", 43, std::nullopt, 1);
+  f.reg(f.b, kKindFcm, "t4", 42, std::nullopt, 1);
+  CHECK(f.s.devices().unregister_all(f.a, 42, std::string_view(kUser)) == 3);
+  CHECK(f.s.devices().unregister_all(f.a, 42, std::string_view(kUser)) == 0);
+  CHECK(f.count() == 2);
+}
+
+TEST_CASE("devices: delete_dead removes the token for every server, only rows registered before the instant") {
+  Fixture f;
+  auto old_a = f.reg(f.a, kKindApns, "DEAD01", 1, std::nullopt, 1000);
+  auto old_b = f.reg(f.b, kKindApns, "dead01", std::nullopt, kUser, 1500);
+  auto fresh = f.reg(f.a, kKindApns, "dead01", 2, std::nullopt, 5000);   // re-registered after the 410
+  auto other = f.reg(f.a, kKindApns, "dead02", 1, std::nullopt, 1000);
+  auto fcm = f.reg(f.a, kKindFcm, "dead01", 1, std::nullopt, 1000);       // other kind
+  // The 410 timestamp is 5000: a row registered exactly then is kept (strictly before is deleted).
+  CHECK(f.s.devices().delete_dead(kKindApns, "Dead01", 5000) == 2);
+  CHECK_FALSE(f.s.devices().find_by_id(old_a.device_id));
+  CHECK_FALSE(f.s.devices().find_by_id(old_b.device_id));
+  CHECK(f.s.devices().find_by_id(fresh.device_id));
+  CHECK(f.s.devices().find_by_id(other.device_id));
+  CHECK(f.s.devices().find_by_id(fcm.device_id));
+  // A refresh moves a row out of reach of an older timestamp.
+  f.reg(f.a, kKindApns, "dead02", 1, std::nullopt, 9000);
+  CHECK(f.s.devices().delete_dead(kKindApns, "dead02", 8000) == 0);
+  // INT64_MAX: always.
+  CHECK(f.s.devices().delete_dead(kKindApns, "dead01", INT64_MAX) == 1);
+  CHECK(f.s.devices().delete_dead(kKindFcm, "DEAD01", INT64_MAX) == 0);  // FCM is case-sensitive
+  CHECK(f.s.devices().delete_dead(kKindFcm, "dead01", INT64_MAX) == 1);
+}
+
+TEST_CASE("devices: find_for_test uses the OR rule, prefers the uuid-keyed row, and delete_by_id works") {
+  Fixture f;
+  auto id_row = f.reg(f.a, kKindFcm, "tok", 42, std::nullopt, 1);
+  CHECK_FALSE(f.s.devices().find_for_test(f.a, kKindFcm, "tok", 41, std::nullopt));
+  CHECK_FALSE(f.s.devices().find_for_test(f.b, kKindFcm, "tok", 42, std::nullopt));
+  CHECK_FALSE(f.s.devices().find_for_test(f.a, kKindApns, "tok", 42, std::nullopt));
+  auto got = f.s.devices().find_for_test(f.a, kKindFcm, "tok", 42, std::string_view(kUser));
+  REQUIRE(got);
+  CHECK(got->id == id_row.device_id);
+  DeviceRegistration r;  // a uuid-only row for the same token (no migration: no user_id given)
+  r.server_id = f.a;
+  r.kind = kKindFcm;
+  r.token = "tok";
+  r.user_uuid = kUser;
+  r.now_ms = 2;
+  auto uuid_row = f.s.devices().register_device(r);
+  got = f.s.devices().find_for_test(f.a, kKindFcm, "tok", 42, std::string_view(kUser));
+  REQUIRE(got);
+  CHECK(got->id == uuid_row.device_id);
+  CHECK(f.s.devices().delete_by_id(uuid_row.device_id));
+  CHECK_FALSE(f.s.devices().delete_by_id(uuid_row.device_id));
+  CHECK(f.s.devices().find_for_test(f.a, kKindFcm, "tok", 42, std::string_view(kUser))->id == id_row.device_id);
+}
+
+TEST_CASE("devices: deleting a server's realm keeps its devices with realm unset") {
+  Fixture f;
+  RealmRow realm;
+  realm.server_id = f.a;
+  realm.uuid = "eeeeeeee-0000-4000-8000-00000000000e";
+  int64_t realm_id = *f.s.realms().upsert(realm, 1);
+  auto d = f.reg(f.a, kKindFcm, "tok", 42, std::nullopt, 1, std::nullopt, realm_id);
+  f.s.db().write([&] { f.s.db().exec("DELETE FROM realms WHERE id = " + std::to_string(realm_id)); });
+  auto row = f.s.devices().find_by_id(d.device_id);
+  REQUIRE(row);
+  CHECK_FALSE(row->realm_id);
+  // A realm id that does not exist is refused (foreign key), and only that write is undone.
+  CHECK_THROWS_AS(f.reg(f.a, kKindFcm, "tok2", 42, std::nullopt, 1, std::nullopt, realm_id + 100), StoreError);
+  CHECK(f.count() == 1);
+}
+
+}  // TEST_SUITE
