@@ -17,7 +17,6 @@ const char* failure_name(FailureKind kind) {
     case FailureKind::goaway_unprocessed: return "goaway_unprocessed";
     case FailureKind::connection_lost: return "connection_lost";
     case FailureKind::timeout: return "timeout";
-    case FailureKind::refused: return "refused";
   }
   return "?";
 }

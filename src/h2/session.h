@@ -29,7 +29,6 @@ enum class FailureKind {
                        // or queued when GOAWAY arrived): safe to replay (RFC 9113 §6.8, §8.7)
   connection_lost,     // the connection failed while the request was open; see request_sent
   timeout,             // cancelled by the owner's deadline
-  refused,             // not accepted at all (queue full, session closing); only from Pool
 };
 
 const char* failure_name(FailureKind kind);

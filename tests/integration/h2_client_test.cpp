@@ -192,6 +192,31 @@ TEST_CASE("h2 pool: after a server GOAWAY later requests go out on a new connect
   }
 }
 
+TEST_CASE("h2 connection: idle PINGs are acknowledged and keep the connection in use") {
+  NodeServer server(100);
+  auto tls = client_tls();
+  std::vector<H2Response> out;
+  {
+    Loop l;
+    ConnectionOptions co;
+    co.host = "localhost";
+    co.port = server.port;
+    co.ping_idle_ms = 50;
+    co.ping_timeout_ms = 200;  // an unacknowledged PING would drop the connection in the wait below
+    auto pool = Pool::create(&l.loop, tls.get(), co, PoolOptions{});
+    auto cb = [&out](const H2Response& r) { out.push_back(r); };
+    pool->submit(req("/echo", "a"), 5000, cb);
+    CHECK(l.run_until([&] { return out.size() == 1; }, 5000));
+    l.run_until([] { return false; }, 600);  // about ten idle PING rounds
+    CHECK(pool->stats().connected == 1);
+    pool->submit(req("/stats"), 5000, cb);
+    CHECK(l.run_until([&] { return out.size() == 2; }, 5000));
+    REQUIRE(out.size() == 2);
+    CHECK_MESSAGE(out[1].body.find("\"sessions\":1") != std::string::npos, out[1].body);
+    pool.reset();
+  }
+}
+
 TEST_CASE("h2 pool: nothing listening → connect fails with backoff and requests time out") {
   auto tls = client_tls();
   std::vector<H2Response> out;

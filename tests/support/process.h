@@ -37,7 +37,10 @@ struct ProcessOptions {
 class Process {
  public:
   // Starts the child; throws std::runtime_error when fork/exec fails (exec failure is reported
-  // through a CLOEXEC pipe, so a wrong path fails here, not later).
+  // through a CLOEXEC pipe, so a wrong path fails here, not later). The child gets SIGKILL when the
+  // spawning *thread* ends (PR_SET_PDEATHSIG), so spawn from a thread that outlives the child.
+  // stdin is /dev/null. A child that leaves a grandchild holding its stdout/stderr makes wait()
+  // and the destructor wait for that grandchild too (the drain threads end at EOF).
   explicit Process(ProcessOptions opts);
   ~Process();
   Process(const Process&) = delete;

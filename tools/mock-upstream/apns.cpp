@@ -155,7 +155,7 @@ void ApnsHandler::set_apns_id(const Request& req, Reply& reply) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%08" PRIx64 "-%04" PRIx64 "-4%03" PRIx64 "-8%03" PRIx64 "-%012" PRIx64,
                 hi >> 32, (hi >> 16) & 0xffff, hi & 0xfff, (lo >> 48) & 0xfff,
-                lo & 0xffffffffffffull);
+                static_cast<uint64_t>(lo & 0xffffffffffffull));
   reply.apns_id.assign(buf);
 }
 

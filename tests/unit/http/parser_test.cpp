@@ -315,7 +315,11 @@ TEST_SUITE("http-parser") {
     ParserLimits l;
     l.max_headers = 5;
     std::string ok = "GET / HTTP/1.1\r\n";
-    for (int i = 0; i < 5; ++i) ok += "H" + std::to_string(i) + ": v\r\n";
+    for (int i = 0; i < 5; ++i) {
+      ok += 'H';
+      ok += std::to_string(i);
+      ok += ": v\r\n";
+    }
     CHECK(feed_whole(ok + "\r\n", l).requests.size() == 1);
     const Run over = feed_whole(ok + "H5: v\r\n\r\n", l);
     REQUIRE(over.failed);
