@@ -18,6 +18,7 @@ struct App::Impl {
   uv_loop_t loop{};
   std::unique_ptr<store::Store> store;
   std::unique_ptr<api::RateLimiter> limiter;
+  std::unique_ptr<push::PusherRegistry> pushers;
   std::unique_ptr<api::Router> router;
   std::unique_ptr<http::Server> server;
   uv_prepare_t commit_handle{};   // group commit at the end of every loop iteration
@@ -73,7 +74,9 @@ int App::run() {
   }
   const Clock& clock = SystemClock::instance();
   d.limiter = std::make_unique<api::RateLimiter>(d.config.limits.requests_per_minute, clock);
-  d.router = std::make_unique<api::Router>(api::Services{d.config, *d.store, *d.limiter, clock});
+  d.pushers = std::make_unique<push::PusherRegistry>();
+  d.router = std::make_unique<api::Router>(
+      api::Services{d.config, *d.store, *d.limiter, clock, &d.loop, d.pushers.get()});
   api::register_all_routes(*d.router);
 
   http::ServerLimits limits;

@@ -1,5 +1,6 @@
 // push/register, push/unregister, push/unregister/all (api.md §3): a server's device tokens,
 // keyed by the user's identity (user_id and/or user_uuid, matched by the OR rule).
+#include "api/identity.h"
 #include "api/params.h"
 #include "api/respond.h"
 #include "api/router.h"
@@ -12,55 +13,6 @@ namespace {
 constexpr int kApns = 1;
 constexpr int kFcm = 2;
 constexpr size_t kMaxTokenChars = 4096;
-
-struct Identity {
-  std::optional<int64_t> user_id;
-  std::optional<std::string> user_uuid;   // lower-case
-  std::optional<std::string> realm_uuid;  // lower-case
-};
-
-// Reads user_id, user_uuid, realm_uuid (the parameters), returning the raw pieces; the range and
-// UUID checks come after all parameters were read (api.md: "(1) parameters in the order above
-// (missing, type, the user_id range, the UUIDs, ...)").
-struct RawIdentity {
-  std::optional<FormParams::JsonInt> user_id;
-  std::optional<std::string> user_uuid, realm_uuid;
-};
-
-Identity check_identity_values(const RawIdentity& raw) {
-  Identity id;
-  if (raw.user_id) {
-    if (raw.user_id->too_large) throw ApiError::bad_request("user_id is too large");
-    id.user_id = raw.user_id->value;
-  }
-  if (raw.user_uuid) {
-    if (!validate::is_uuid(*raw.user_uuid)) throw ApiError::bad_request("Invalid user_uuid");
-    id.user_uuid = validate::ascii_lower(*raw.user_uuid);
-  }
-  if (raw.realm_uuid) {
-    if (!validate::is_uuid(*raw.realm_uuid)) throw ApiError::bad_request("Invalid realm_uuid");
-    id.realm_uuid = validate::ascii_lower(*raw.realm_uuid);
-  }
-  return id;
-}
-
-void require_identity(const Identity& id) {
-  if (!id.user_id && !id.user_uuid) throw ApiError::bad_request("Missing user_id or user_uuid");
-}
-
-// A realm of another server → 403; this server's realm → its id; unknown → ignored.
-std::optional<int64_t> check_realm(Services& svc, const ExchangePtr& ex, const Identity& id) {
-  if (!id.realm_uuid) return std::nullopt;
-  std::optional<store::RealmRow> realm = svc.store.realms().find_by_uuid(*id.realm_uuid);
-  if (!realm) return std::nullopt;
-  if (realm->server_id != ex->server->id) {
-    throw ApiError{403, "REMOTE_REALM_SERVER_MISMATCH_ERROR",
-                   "Your organization is registered to a different Aloha server. Please contact "
-                   "Aloha support for assistance in resolving this issue.",
-                   {}, {}};
-  }
-  return realm->id;
-}
 
 // (2)–(4) of api.md: token kind, length, APNs hex. Returns the normalized token (APNs lower-case).
 std::string check_token(int64_t kind, const std::string& token) {
@@ -96,7 +48,9 @@ void push_register(Services& svc, const ExchangePtr& ex) {
   std::string norm = check_token(k, token);
   if (k == kApns && !app_id) throw ApiError::bad_request("Missing ios_app_id");
   require_identity(id);
-  std::optional<int64_t> realm_id = check_realm(svc, ex, id);
+  std::optional<store::RealmRow> realm = check_realm(svc, ex, id);
+  std::optional<int64_t> realm_id;
+  if (realm) realm_id = realm->id;
 
   int64_t now = svc.clock.wall_ms();
   svc.store.db().write([&] {

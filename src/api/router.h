@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "http/message.h"
 #include "http/server.h"
+#include "push/pusher.h"
 #include "store/store.h"
 
 namespace aloha::api {
@@ -24,6 +25,8 @@ struct Services {
   store::Store& store;
   RateLimiter& limiter;
   const Clock& clock;
+  uv_loop_t* loop = nullptr;                  // for endpoint timers (notify deadline)
+  push::PusherRegistry* pushers = nullptr;    // never null once the app runs (may be empty)
 };
 
 // One request being answered. Shared so an endpoint can answer after the batch commit.

@@ -1,8 +1,11 @@
-// Database: the one SQLite connection of the loop thread: open (WAL, synchronous=FULL, foreign
-// keys, migrations by user_version) and group commit: all writes of one loop iteration share one
-// transaction, committed by flush(). Callbacks queued with after_commit() run inside flush(), on the
-// loop thread, in the order they were queued, after the transaction that holds the writes made
-// before them is durable (ok=true) or has been rolled back (ok=false).
+// Database: the one SQLite connection of the loop thread: open (WAL, synchronous=NORMAL, foreign
+// keys, migrations by user_version) and pipelined durable group commit. All writes of one loop
+// iteration share one transaction, committed by flush() without an fsync; durability comes from an
+// fdatasync of the WAL file done by a Syncer off the loop thread, one at a time, covering every
+// batch committed before it started. Callbacks queued with after_commit() run on the loop thread,
+// in queue order per batch, once their batch is durable (ok=true) or lost (ok=false). WAL
+// checkpoints run on a second connection through the same Syncer. The Database owns both
+// connections and the WAL/directory fds; the Syncer is borrowed (set_syncer) and must outlive use.
 #pragma once
 #include <sqlite3.h>
 
@@ -16,6 +19,7 @@
 #include <vector>
 
 #include "store/stmt.h"
+#include "store/syncer.h"
 
 namespace aloha::store {
 
@@ -23,6 +27,9 @@ struct DatabaseOptions {
   int busy_timeout_ms = 100;            // small: the loop thread must not wait long for a lock
   int max_batch_writes = 10'000;        // write() calls per transaction before an early commit
   int64_t journal_size_limit = 64 << 20;  // bytes the WAL file is truncated to after a checkpoint
+  int checkpoint_pages = 1000;          // un-checkpointed WAL frames that trigger a background checkpoint
+  int truncate_pages = 16'000;          // WAL frames past which the worker also tries TRUNCATE
+  int truncate_busy_ms = 2;             // how long a TRUNCATE attempt waits for the write lock
 };
 
 struct DatabaseStats {
@@ -30,6 +37,11 @@ struct DatabaseStats {
   uint64_t failed_commits = 0;   // batches that could not be committed (their callbacks saw ok=false)
   uint64_t writes = 0;           // write() calls that completed
   uint64_t rolled_back_writes = 0;  // write() calls whose fn threw (savepoint rolled back)
+  uint64_t syncs = 0;            // WAL fdatasyncs that succeeded
+  uint64_t failed_syncs = 0;     // WAL fdatasyncs that failed (their batches' callbacks saw ok=false)
+  uint64_t synced_batches = 0;   // batches made durable (commits / syncs = batches per fsync)
+  uint64_t checkpoints = 0;      // background checkpoints completed (PASSIVE, maybe + TRUNCATE)
+  uint64_t truncations = 0;      // TRUNCATE checkpoints that reset the WAL
 };
 
 struct CheckpointResult {
@@ -45,7 +57,8 @@ class Database {
   // private in-memory database (tests only; no WAL there).
   static std::unique_ptr<Database> open(const std::string& path, const DatabaseOptions& opts = {});
   Database(const std::string& path, const DatabaseOptions& opts);
-  // Commits an open batch; callbacks still queued are dropped (the app calls flush() first).
+  // Commits an open batch (not synced); callbacks still queued are dropped (call shutdown()
+  // first). The Syncer must have no job of this database in flight (detach the loop first).
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
@@ -73,29 +86,56 @@ class Database {
     }
   }
 
-  // Queue a callback to run after the batch commits (ok=true) or fails to commit (ok=false).
-  // When no batch is open (e.g. the request only read), the callback still runs at the next flush.
+  // Queue a callback to run once the open batch is committed and synced (ok=true), or once it
+  // failed to commit or its sync failed (ok=false). When no batch is open (the request only
+  // read), the callback needs no sync and runs at the next flush(), possibly before callbacks of
+  // earlier batches still waiting for their sync (replies on one connection are ordered by the
+  // HTTP server). Callbacks run on the loop thread, from flush() or a sync completion.
   void after_commit(std::function<void(bool ok)> cb);
 
-  // Commit the open batch (if any) and run the queued callbacks in order. The app calls this from
-  // a uv_check handle (right after I/O callbacks) and/or a uv_prepare handle, and at shutdown.
-  // Writes and callbacks queued by the callbacks themselves are committed and run too (a few
-  // rounds), so nothing waits for the next loop iteration. Must not be called inside write().
+  // Commit the open batch (if any; no fsync), hand committed batches to the syncer when no sync
+  // is in flight, and run the callbacks whose outcome is known, in order. The app calls this from
+  // a uv_prepare handle; a sync completion calls it too. Writes and callbacks queued by the
+  // callbacks themselves are committed and run too (a few rounds). Must not be called inside
+  // write(); a call from inside a callback returns at once (the running flush continues).
   void flush() noexcept;
 
-  // Commit the open batch now; its callbacks run at the next flush(). Used before maintenance and
-  // when a batch grows past max_batch_writes.
+  // Commit the open batch now; its callbacks wait for a sync started by a later flush(). Used by
+  // maintenance and when a batch grows past max_batch_writes.
   void commit_pending() noexcept;
+
+  // The Syncer for WAL fdatasyncs and checkpoints; nullptr = the built-in InlineSyncer (blocking).
+  // Not owned. A sync in flight on the previous syncer is superseded: its batches are synced again
+  // by the new one and its completion is ignored (the previous syncer must still deliver it).
+  void set_syncer(Syncer* syncer) noexcept;
+  // Shutdown: flush, switch to the inline syncer, sync everything committed (superseding a sync in
+  // flight) and run every callback. Blocks on fdatasync: call when no more requests are served.
+  void shutdown() noexcept;
+  // Starts a background checkpoint unless one is in flight (maintenance, WAL growth).
+  void request_checkpoint() noexcept;
+
+  bool sync_in_flight() const { return sync_in_flight_; }
+  bool checkpoint_in_flight() const { return checkpoint_in_flight_; }
+  // Batches committed and not yet covered by a completed sync (in flight or waiting).
+  size_t unsynced_batches() const { return unsynced_batches_ + syncing_batches_; }
+  // A WAL fdatasync failed once: acknowledged data may be lost (Linux may drop dirty pages after
+  // an I/O error and report it only once), so health reports false until restart.
+  bool suspect() const { return suspect_; }
+  const std::string& wal_path() const { return wal_path_; }
 
   bool batch_open() const { return batch_open_; }
   bool in_write() const { return depth_ > 0; }
-  size_t queued_callbacks() const { return pending_.size() + ready_.size(); }
+  size_t queued_callbacks() const {
+    return pending_.size() + ready_.size() + committed_.size() + syncing_.size();
+  }
   const DatabaseStats& stats() const { return stats_; }
 
   // Runs SQL text that returns no rows (schema work, tests). Not for the hot path.
   void exec(std::string_view sql);
 
-  // PRAGMA wal_checkpoint(PASSIVE) after committing any open batch; never waits for readers.
+  // PRAGMA wal_checkpoint(PASSIVE) on the checkpoint connection, on the calling thread (blocks on
+  // fsync: tests and tools), after committing any open batch; never waits for readers.
+  // ok=false while a background checkpoint is in flight.
   CheckpointResult checkpoint_passive() noexcept;
 
  private:
@@ -117,7 +157,22 @@ class Database {
     bool done_ = false;
   };
 
+  using Callback = std::function<void(bool)>;
+  struct Fd {
+    int fd = -1;
+    ~Fd();
+    void reset(int v = -1);
+  };
+
   void configure();
+  void open_side_channels();
+  bool refresh_wal_fd() noexcept;
+  void start_sync() noexcept;
+  void on_sync_done(uint64_t gen, bool ok) noexcept;
+  void supersede_sync() noexcept;
+  void run_ready() noexcept;
+  Syncer& syncer() { return syncer_ ? *syncer_ : inline_syncer_; }
+  static int wal_hook(void* self, sqlite3* db, const char* name, int pages) noexcept;
   void migrate();
   std::string pragma_text(const char* sql);
   void begin_write();
@@ -128,14 +183,36 @@ class Database {
 
   std::string path_;
   DatabaseOptions opts_;
+  std::string wal_path_;
   Connection conn_;  // declared before the statements: closed after they are finalized
+  Connection ckpt_conn_;  // checkpoints only; used by one thread at a time (the worker's job)
+  Fd wal_fd_;   // read-only fd on <db>-wal, for fdatasync
+  Fd dir_fd_;   // the database's directory, synced when the WAL file was (re)created
   std::unique_ptr<Stmt> begin_, commit_, rollback_, savepoint_, release_, rollback_to_;
 
   bool batch_open_ = false;
   int depth_ = 0;             // nesting of write() calls
   int batch_writes_ = 0;      // write() calls in the open batch
   std::vector<std::function<void(bool)>> pending_;               // waiting for the open/next batch
-  std::vector<std::pair<std::function<void(bool)>, bool>> ready_;  // outcome known, not yet run
+  std::vector<std::pair<Callback, bool>> ready_;  // outcome known, not yet run
+  // Bounded by the requests in flight (the HTTP server caps connections and requests per
+  // connection): one entry per request that wrote.
+  std::vector<Callback> committed_;   // batches committed, waiting for the next sync
+  std::vector<Callback> syncing_;     // batches covered by the sync in flight
+  size_t unsynced_batches_ = 0;       // batches in committed_ (some have no callbacks)
+  size_t syncing_batches_ = 0;        // batches covered by the sync in flight
+  bool sync_in_flight_ = false;
+  bool dir_sync_needed_ = false;
+  uint64_t sync_gen_ = 0;             // identifies the sync in flight; stale completions are ignored
+  bool flushing_ = false;
+  bool suspect_ = false;
+  bool checkpoint_in_flight_ = false;
+  bool checkpoint_wanted_ = false;
+  int wal_pages_ = 0;                 // frames in the WAL after the last commit (wal hook)
+  int backfilled_pages_ = 0;          // frames the last checkpoint copied
+  InlineSyncer inline_syncer_;
+  Syncer* syncer_ = nullptr;
+  std::shared_ptr<int> life_ = std::make_shared<int>(0);  // completions check it is still alive
   DatabaseStats stats_;
 };
 

@@ -255,6 +255,11 @@ ssize_t Connection::read_body(nghttp2_session*, int32_t, uint8_t* buf, size_t le
 }
 
 void Connection::process_completed() {
+  if (goaway_pending_) {
+    // First, so the client learns about the GOAWAY before the answers and resets that follow.
+    goaway_pending_ = false;
+    submit_goaway(goaway_last_id_, goaway_debug_);
+  }
   for (int32_t id : completed_) {
     Stream* s = stream(id);
     if (s == nullptr) continue;
@@ -269,10 +274,6 @@ void Connection::process_completed() {
     if (drop_requested_) break;
   }
   completed_.clear();
-  if (goaway_pending_) {
-    goaway_pending_ = false;
-    submit_goaway(goaway_last_id_, goaway_debug_);
-  }
 }
 
 void Connection::dispatch(Stream* s) {

@@ -17,6 +17,12 @@ Server::Server(uv_loop_t* loop, ServerOptions opts, const net::TlsContext* tls, 
   // Flushing in the check phase (after poll) writes everything one loop iteration produced for a
   // connection in one go, like Redis' beforeSleep (architecture.md).
   uv_check_start(check_, on_check);
+  // Timers run before poll; without this their output would wait for the next I/O event.
+  prepare_ = new uv_prepare_t;
+  uv_prepare_init(loop_, prepare_);
+  prepare_->data = this;
+  ++own_open_;
+  uv_prepare_start(prepare_, on_prepare);
 }
 
 Server::~Server() {
@@ -65,16 +71,21 @@ void Server::mark_dirty(Connection* c) {
   dirty_.push_back(c);
 }
 
-void Server::on_check(uv_check_t* h) noexcept {
-  auto* self = static_cast<Server*>(h->data);
-  // Connections are deleted only in close callbacks, which run after this phase, so every
+void Server::on_check(uv_check_t* h) noexcept { static_cast<Server*>(h->data)->flush_dirty(); }
+
+void Server::on_prepare(uv_prepare_t* h) noexcept {
+  static_cast<Server*>(h->data)->flush_dirty();
+}
+
+void Server::flush_dirty() {
+  // Connections are deleted only in close callbacks, which run in their own phase, so every
   // pointer in dirty_work_ stays valid during the loop even if flush() closes one.
-  self->dirty_work_.swap(self->dirty_);
-  for (Connection* c : self->dirty_work_) {
+  dirty_work_.swap(dirty_);
+  for (Connection* c : dirty_work_) {
     c->in_dirty = false;
     c->flush();
   }
-  self->dirty_work_.clear();
+  dirty_work_.clear();
 }
 
 void Server::connection_freed(Connection* c) {
@@ -94,6 +105,7 @@ void Server::shutdown(std::function<void()> done) {
   done_ = std::move(done);
   if (listener_ != nullptr) uv_close(reinterpret_cast<uv_handle_t*>(listener_), on_own_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(check_), on_own_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(prepare_), on_own_closed);
   std::vector<Connection*> all = connections_;
   for (Connection* c : all) c->close();
   maybe_done();
@@ -104,9 +116,12 @@ void Server::on_own_closed(uv_handle_t* h) noexcept {
   if (h == reinterpret_cast<uv_handle_t*>(self->listener_)) {
     delete self->listener_;
     self->listener_ = nullptr;
-  } else {
+  } else if (h == reinterpret_cast<uv_handle_t*>(self->check_)) {
     delete self->check_;
     self->check_ = nullptr;
+  } else {
+    delete self->prepare_;
+    self->prepare_ = nullptr;
   }
   --self->own_open_;
   self->maybe_done();

@@ -1,7 +1,8 @@
 // The mock upstream's HTTP/2 server: a libuv TCP listener whose connections speak HTTP/2 (nghttp2
 // server sessions) over TLS (net::TlsSession, ALPN h2) or, with no TLS context, cleartext h2 with
 // prior knowledge. Requests go to the Router's handlers. Output is coalesced: connections mark
-// themselves dirty and a uv_check handle flushes each dirty one once per loop iteration.
+// themselves dirty and each dirty one is flushed once per loop phase: a uv_check handle after the
+// poll phase (reads, write completions) and a uv_prepare handle before it (timer output).
 // The server owns its connections; a connection frees itself in its last close callback.
 #pragma once
 #include <uv.h>
@@ -51,6 +52,8 @@ class Server {
 
   static void on_connection(uv_stream_t* listener, int status) noexcept;
   static void on_check(uv_check_t* h) noexcept;
+  static void on_prepare(uv_prepare_t* h) noexcept;
+  void flush_dirty();
   static void on_own_closed(uv_handle_t* h) noexcept;
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) noexcept;
 
@@ -65,6 +68,7 @@ class Server {
   Stats& stats_;
   uv_tcp_t* listener_ = nullptr;
   uv_check_t* check_ = nullptr;
+  uv_prepare_t* prepare_ = nullptr;
   int own_open_ = 0;
   int port_ = 0;
   uint64_t next_id_ = 1;

@@ -1,0 +1,42 @@
+#include "api/identity.h"
+
+#include "api/validate.h"
+
+namespace aloha::api {
+
+Identity check_identity_values(const RawIdentity& raw) {
+  Identity id;
+  if (raw.user_id) {
+    // Python's int has no bound, so the value parsed; the bouncer stores int64 (api.md).
+    if (raw.user_id->too_large) throw ApiError::bad_request("user_id is too large");
+    id.user_id = raw.user_id->value;
+  }
+  if (raw.user_uuid) {
+    if (!validate::is_uuid(*raw.user_uuid)) throw ApiError::bad_request("Invalid user_uuid");
+    id.user_uuid = validate::ascii_lower(*raw.user_uuid);
+  }
+  if (raw.realm_uuid) {
+    if (!validate::is_uuid(*raw.realm_uuid)) throw ApiError::bad_request("Invalid realm_uuid");
+    id.realm_uuid = validate::ascii_lower(*raw.realm_uuid);
+  }
+  return id;
+}
+
+void require_identity(const Identity& id) {
+  if (!id.user_id && !id.user_uuid) throw ApiError::bad_request("Missing user_id or user_uuid");
+}
+
+std::optional<store::RealmRow> check_realm(Services& svc, const ExchangePtr& ex, const Identity& id) {
+  if (!id.realm_uuid) return std::nullopt;
+  std::optional<store::RealmRow> realm = svc.store.realms().find_by_uuid(*id.realm_uuid);
+  if (!realm) return std::nullopt;  // api.md: an unknown realm is ignored
+  if (realm->server_id != ex->server->id) {
+    throw ApiError{403, "REMOTE_REALM_SERVER_MISMATCH_ERROR",
+                   "Your organization is registered to a different Aloha server. Please contact "
+                   "Aloha support for assistance in resolving this issue.",
+                   {}, {}};
+  }
+  return realm;
+}
+
+}  // namespace aloha::api
