@@ -72,6 +72,7 @@ int App::run() {
     LOG_ERROR("uv_loop_init failed");
     return 1;
   }
+  d.store->attach_loop(&d.loop);  // WAL fsyncs and checkpoints on the thread pool
   const Clock& clock = SystemClock::instance();
   d.limiter = std::make_unique<api::RateLimiter>(d.config.limits.requests_per_minute, clock);
   d.pushers = std::make_unique<push::PusherRegistry>();
@@ -127,6 +128,7 @@ int App::run() {
   }
   d.server.reset();
   uv_run(&d.loop, UV_RUN_DEFAULT);  // let the server's last close callbacks run
+  d.store->detach_loop();  // no sync/checkpoint request may outlive the loop
   int rc = uv_loop_close(&d.loop);
   if (rc != 0) {
     LOG_ERROR("event loop closed with open handles (%s)", uv_strerror(rc));

@@ -19,6 +19,7 @@ void health(Services& svc, const ExchangePtr& ex) {
 
 void register_server_routes(Router& r);
 void register_device_routes(Router& r);
+void register_notify_routes(Router& r);
 
 void register_health_routes(Router& r) { r.add("/health", {"GET"}, false, health); }
 
@@ -26,6 +27,7 @@ void register_all_routes(Router& r) {
   register_health_routes(r);
   register_server_routes(r);
   register_device_routes(r);
+  register_notify_routes(r);
 }
 
 }  // namespace aloha::api

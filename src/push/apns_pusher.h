@@ -22,11 +22,8 @@
 #include "core/clock.h"
 #include "h2/pool.h"
 #include "net/backoff.h"
+#include "net/tls.h"
 #include "push/pusher.h"
-
-namespace aloha::net {
-class TlsContext;
-}
 
 namespace aloha::push {
 
@@ -121,11 +118,14 @@ class ApnsPusher final : public Pusher {
     bool operator>(const Due& o) const { return at_ms != o.at_ms ? at_ms > o.at_ms : seq > o.seq; }
   };
 
-  void attempt(Job& job);
+  // may_report_now: false inside send() (SendDone never runs there), so reports are deferred to
+  // the next on_timer().
+  void advance(Job& job, bool may_report_now);
+  void attempt(Job& job, bool may_report_now);
   void on_response(uint64_t job_id, const h2::H2Response& resp);
-  void handle_outcome(uint64_t job_id, Outcome outcome);
+  void handle_outcome(Job& job, Outcome outcome, bool may_report_now);
   void retry_at(Job& job, int64_t at_ms);
-  void defer_report(Job& job, Outcome outcome);
+  void finish(Job& job, Outcome outcome, bool may_report_now);
   void report(uint64_t job_id);
   void note_credential_problem(const Outcome& o);
   int64_t token_not_before(const std::string& token) const;
@@ -154,7 +154,8 @@ class ApnsPusher final : public Pusher {
   int64_t last_cred_log_ms_ = -1;
   size_t live_conns_ = 0;
   bool closing_ = false;
-  bool timer_closed_ = false;
+  bool timer_released_ = false;  // close_timer called
+  bool timer_closed_ = false;    // ... and its callback ran
   std::function<void()> close_done_;
   ApnsPusherStats stats_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -1,9 +1,12 @@
 #include "store/db.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 
 #include "core/log.h"
 #include "store/schema.h"
@@ -35,7 +38,15 @@ std::unique_ptr<Database> Database::open(const std::string& path, const Database
   return std::make_unique<Database>(path, opts);
 }
 
-Database::Database(const std::string& path, const DatabaseOptions& opts) : path_(path), opts_(opts) {
+Database::Fd::~Fd() { reset(); }
+
+void Database::Fd::reset(int v) {
+  if (fd >= 0) ::close(fd);
+  fd = v;
+}
+
+Database::Database(const std::string& path, const DatabaseOptions& opts)
+    : path_(path), opts_(opts), wal_path_(path + "-wal") {
   bool memory = path == ":memory:";
   if (!memory) make_parent_dirs(path);
   // NOMUTEX: the connection is used by the loop thread only, so SQLite's per-connection mutex is
@@ -51,6 +62,7 @@ Database::Database(const std::string& path, const DatabaseOptions& opts) : path_
   try {
     configure();
     migrate();
+    if (!memory) open_side_channels();
   } catch (const StoreError& e) {
     throw StoreError("database " + path + ": " + e.what(), e.code());
   }
@@ -65,9 +77,15 @@ Database::Database(const std::string& path, const DatabaseOptions& opts) : path_
 Database::~Database() {
   if (depth_ > 0) LOG_ERROR("store: database closed inside write()");
   if (batch_open_) commit_batch();
-  if (!pending_.empty() || !ready_.empty())
-    LOG_WARN("store: %zu after-commit callbacks dropped at close (flush() was not called)",
-             pending_.size() + ready_.size());
+  if (queued_callbacks() > 0)
+    LOG_WARN("store: %zu after-commit callbacks dropped at close (shutdown() was not called)",
+             queued_callbacks());
+  if (checkpoint_in_flight_) {
+    // The worker may still be using the checkpoint connection: leaking it beats a use-after-free.
+    LOG_ERROR("store: database closed with a checkpoint in flight (detach the loop first)");
+    ckpt_conn_.db = nullptr;
+  }
+  for (int fd : retired_fds_) ::close(fd);
 }
 
 std::string Database::pragma_text(const char* sql) {
@@ -83,12 +101,83 @@ void Database::configure() {
   std::string mode = pragma_text("PRAGMA journal_mode=WAL");
   if (mode != "wal" && !(path_ == ":memory:" && mode == "memory"))
     throw StoreError("cannot enable WAL journal mode (got \"" + mode + "\")");
-  // FULL in WAL mode fsyncs the WAL at every commit: an answered registration survives power loss
-  // (NORMAL would only survive a process crash). Group commit keeps the fsync count low.
-  exec("PRAGMA synchronous=FULL");
+  // NORMAL in WAL mode: COMMIT appends to the WAL without an fsync (it survives a process crash
+  // but not power loss); checkpoints still sync the WAL before and the database after copying
+  // (https://sqlite.org/pragma.html#pragma_synchronous). Power-loss durability of answered
+  // requests comes from our own fdatasync of the WAL off the loop thread (start_sync()).
+  exec("PRAGMA synchronous=NORMAL");
+  // A checkpoint fsyncs the database file: never on the loop thread. The wal hook replaces
+  // SQLite's auto-checkpoint hook and starts a background checkpoint instead.
+  exec("PRAGMA wal_autocheckpoint=0");
+  if (path_ != ":memory:") sqlite3_wal_hook(conn_.db, &Database::wal_hook, this);
   exec("PRAGMA foreign_keys=ON");
   if (pragma_text("PRAGMA foreign_keys") != "1") throw StoreError("SQLite lacks foreign key support");
   exec("PRAGMA journal_size_limit=" + std::to_string(opts_.journal_size_limit));
+}
+
+void Database::open_side_channels() {
+  // The checkpoint connection: only the worker's job uses it while a checkpoint is in flight,
+  // and the loop thread never does then, so it needs no mutex of its own. Its small busy timeout
+  // bounds how long a TRUNCATE attempt waits for the loop's write lock.
+  int rc = sqlite3_open_v2(path_.c_str(), &ckpt_conn_.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK)
+    throw StoreError(std::string("cannot open checkpoint connection: ") +
+                         (ckpt_conn_.db ? sqlite3_errmsg(ckpt_conn_.db) : sqlite3_errstr(rc)), rc);
+  sqlite3_busy_timeout(ckpt_conn_.db, opts_.truncate_busy_ms);
+  sqlite3_exec(ckpt_conn_.db, "PRAGMA wal_autocheckpoint=0", nullptr, nullptr, nullptr);
+  // A connection's pager enters WAL mode at its first read; before that a checkpoint on it
+  // answers SQLITE_OK with pnLog = -1 and does nothing.
+  rc = sqlite3_exec(ckpt_conn_.db, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) throw_sqlite(ckpt_conn_.db, rc, "checkpoint connection");
+
+  // The WAL exists once the migrations (or the schema read) touched the database in WAL mode.
+  if (!refresh_wal_fd()) throw StoreError("cannot open " + wal_path_ + " for syncing");
+  size_t slash = path_.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
+  dir_fd_.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd_.fd < 0)
+    throw StoreError("cannot open directory " + dir + ": " + std::strerror(errno));
+  // Before the loop runs, blocking is fine: make the WAL's directory entry durable now.
+  int err = fdatasync_retry(dir_fd_.fd);
+  if (err != 0) throw StoreError("cannot sync directory " + dir + ": " + std::strerror(err));
+  dir_sync_needed_ = false;
+}
+
+bool Database::refresh_wal_fd() noexcept {
+  // fdatasync through our own read-only fd flushes the WAL inode's data (Linux syncs the inode,
+  // not the descriptor). SQLite never deletes the WAL while a connection is open, but if the file
+  // was ever recreated our fd would sync a dead inode: compare inodes before every sync.
+  struct stat by_path {}, by_fd {};
+  bool have_path = ::stat(wal_path_.c_str(), &by_path) == 0;
+  if (wal_fd_.fd >= 0 && have_path && ::fstat(wal_fd_.fd, &by_fd) == 0 && by_fd.st_ino == by_path.st_ino &&
+      by_fd.st_dev == by_path.st_dev)
+    return true;
+  int fd = ::open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    LOG_ERROR("store: cannot open %s for syncing: %s", wal_path_.c_str(), std::strerror(errno));
+    return false;
+  }
+  if (wal_fd_.fd >= 0) {
+    // A superseded sync may still be running on the old fd: keep it open until we close.
+    if (retired_fds_.size() < 16) {
+      retired_fds_.push_back(wal_fd_.fd);
+      wal_fd_.fd = -1;
+    }
+    LOG_WARN("store: %s was recreated; syncing the new file", wal_path_.c_str());
+  }
+  wal_fd_.reset(fd);
+  dir_sync_needed_ = true;  // a new directory entry is durable only once the directory is synced
+  return true;
+}
+
+int Database::wal_hook(void* self, sqlite3*, const char*, int pages) noexcept {
+  // Runs inside COMMIT: only record; flush() starts the checkpoint after the commit returned.
+  auto* d = static_cast<Database*>(self);
+  d->wal_pages_ = pages;
+  if (pages < d->backfilled_pages_) d->backfilled_pages_ = 0;  // the WAL was restarted
+  if (pages - d->backfilled_pages_ >= d->opts_.checkpoint_pages) d->checkpoint_wanted_ = true;
+  return SQLITE_OK;
 }
 
 int Database::schema_version() {
@@ -234,7 +323,9 @@ void Database::commit_batch() noexcept {
   batch_open_ = false;
   batch_writes_ = 0;
   ++stats_.commits;
-  for (auto& cb : pending_) ready_.emplace_back(std::move(cb), true);
+  // Committed but not durable yet (synchronous=NORMAL): the callbacks wait for a sync.
+  ++unsynced_batches_;
+  for (auto& cb : pending_) committed_.push_back(std::move(cb));
   pending_.clear();
 }
 
@@ -250,6 +341,8 @@ void Database::flush() noexcept {
     LOG_ERROR("store: flush() called inside write(); ignored");
     return;
   }
+  if (flushing_) return;  // from a callback or an inline sync completion: the running flush goes on
+  flushing_ = true;
   // Callbacks may write and queue callbacks again; give them a few rounds so their work does not
   // sit uncommitted while the loop sleeps in poll.
   constexpr int kRounds = 8;
@@ -257,37 +350,212 @@ void Database::flush() noexcept {
     if (batch_open_) {
       commit_batch();
     } else {
+      // No write since the last commit: these callbacks need no sync.
       for (auto& cb : pending_) ready_.emplace_back(std::move(cb), true);
       pending_.clear();
     }
-    if (ready_.empty()) return;
-    std::vector<std::pair<std::function<void(bool)>, bool>> run;
-    run.swap(ready_);
-    for (auto& [cb, ok] : run) {
-      try {
-        cb(ok);
-      } catch (const std::exception& e) {
-        LOG_ERROR("store: after-commit callback threw: %s", e.what());
-      } catch (...) {
-        LOG_ERROR("store: after-commit callback threw");
-      }
-    }
-    if (!batch_open_ && pending_.empty() && ready_.empty()) return;
+    start_sync();  // an inline syncer completes here and fills ready_
+    if (checkpoint_wanted_) request_checkpoint();
+    if (ready_.empty()) break;
+    run_ready();
+    if (!batch_open_ && pending_.empty() && ready_.empty() && (sync_in_flight_ || unsynced_batches_ == 0))
+      break;
   }
+  flushing_ = false;
   if (batch_open_ || !pending_.empty() || !ready_.empty())
     LOG_WARN("store: after-commit callbacks kept writing; the rest waits for the next flush");
 }
 
+void Database::run_ready() noexcept {
+  std::vector<std::pair<Callback, bool>> run;
+  run.swap(ready_);
+  for (auto& [cb, ok] : run) {
+    try {
+      cb(ok);
+    } catch (const std::exception& e) {
+      LOG_ERROR("store: after-commit callback threw: %s", e.what());
+    } catch (...) {
+      LOG_ERROR("store: after-commit callback threw");
+    }
+  }
+}
+
+void Database::start_sync() noexcept {
+  // One sync at a time; it covers every batch committed before it starts. Batches committed
+  // while it runs wait for the next one, started as soon as this one completes.
+  if (sync_in_flight_ || unsynced_batches_ == 0) return;
+  if (path_ == ":memory:") {  // nothing to make durable
+    for (auto& cb : committed_) ready_.emplace_back(std::move(cb), true);
+    committed_.clear();
+    stats_.synced_batches += unsynced_batches_;
+    unsynced_batches_ = 0;
+    return;
+  }
+  syncing_.swap(committed_);  // syncing_ is empty when no sync is in flight
+  committed_.clear();
+  syncing_batches_ = unsynced_batches_;
+  unsynced_batches_ = 0;
+  sync_in_flight_ = true;
+  uint64_t gen = ++sync_gen_;
+  if (!refresh_wal_fd()) {
+    on_sync_done(gen, false);
+    return;
+  }
+  std::weak_ptr<int> alive = life_;
+  Syncer::Done done = [this, alive, gen](bool ok) {
+    if (!alive.expired()) on_sync_done(gen, ok);
+  };
+  try {
+    if (!dir_sync_needed_) {
+      syncer().sync(wal_fd_.fd, std::move(done));
+      return;
+    }
+    // The WAL file is new: sync its directory entry first, then its data.
+    dir_sync_needed_ = false;
+    syncer().sync(dir_fd_.fd, [this, alive, gen, done = std::move(done)](bool ok) mutable {
+      if (alive.expired() || gen != sync_gen_ || !sync_in_flight_) return;
+      if (!ok) {
+        dir_sync_needed_ = true;
+        on_sync_done(gen, false);
+        return;
+      }
+      try {
+        syncer().sync(wal_fd_.fd, std::move(done));
+      } catch (const std::exception&) {
+        on_sync_done(gen, false);
+      }
+    });
+  } catch (const std::exception& e) {
+    LOG_ERROR("store: cannot start a WAL sync: %s", e.what());
+    on_sync_done(gen, false);
+  }
+}
+
+void Database::on_sync_done(uint64_t gen, bool ok) noexcept {
+  if (!sync_in_flight_ || gen != sync_gen_) return;  // superseded (set_syncer/shutdown) or repeated
+  sync_in_flight_ = false;
+  if (ok) {
+    ++stats_.syncs;
+    stats_.synced_batches += syncing_batches_;
+  } else {
+    // Every batch this sync covered is reported failed (503: the client retries). After a failed
+    // fsync Linux may have dropped the dirty pages, so nothing earlier is certain either.
+    ++stats_.failed_syncs;
+    LOG_ERROR("store: WAL sync failed; %zu batches (%zu requests) answered as failed; database suspect",
+              syncing_batches_, syncing_.size());
+    suspect_ = true;
+  }
+  for (auto& cb : syncing_) ready_.emplace_back(std::move(cb), ok);
+  syncing_.clear();
+  syncing_batches_ = 0;
+  // From the loop (async completion): run the callbacks now and start the next sync if batches
+  // committed meanwhile. From inside flush() (inline syncer): flush() does both.
+  if (!flushing_ && depth_ == 0) flush();
+}
+
+void Database::supersede_sync() noexcept {
+  if (!sync_in_flight_) return;
+  ++sync_gen_;  // the completion in flight no longer matches
+  sync_in_flight_ = false;
+  // Its batches precede the waiting ones: put them back in front, in order.
+  syncing_.insert(syncing_.end(), std::make_move_iterator(committed_.begin()),
+                  std::make_move_iterator(committed_.end()));
+  committed_.swap(syncing_);
+  syncing_.clear();
+  unsynced_batches_ += syncing_batches_;
+  syncing_batches_ = 0;
+  dir_sync_needed_ = true;  // a superseded directory sync may not have happened
+}
+
+void Database::set_syncer(Syncer* syncer) noexcept {
+  supersede_sync();
+  syncer_ = syncer;
+}
+
+void Database::shutdown() noexcept {
+  if (depth_ > 0) {
+    LOG_ERROR("store: shutdown() called inside write(); ignored");
+    return;
+  }
+  flush();
+  // A sync in flight on the thread pool cannot be waited for without running the loop: sync
+  // again here, which covers it (and everything committed since), and ignore its completion.
+  set_syncer(nullptr);
+  flush();
+  if (queued_callbacks() > 0) flush();
+}
+
+void Database::request_checkpoint() noexcept {
+  if (!ckpt_conn_.db || checkpoint_in_flight_) return;
+  checkpoint_wanted_ = false;
+  struct Result {
+    int rc = SQLITE_ERROR, log = -1, ckpt = -1;
+    int trunc_rc = -1;  // -1: not attempted
+    std::string err;
+  };
+  auto res = std::make_shared<Result>();
+  sqlite3* db = ckpt_conn_.db;
+  int truncate_pages = opts_.truncate_pages;
+  auto work = [db, truncate_pages, res] {
+    // Worker thread: only the checkpoint connection. PASSIVE never takes the write lock, so the
+    // loop keeps committing; it copies what was committed before it started and fsyncs.
+    res->rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &res->log, &res->ckpt);
+    if (res->rc == SQLITE_OK && res->log < 0) {
+      res->rc = SQLITE_ERROR;
+      res->err = "connection not in WAL mode";
+    }
+    if (res->rc != SQLITE_OK && res->rc != SQLITE_BUSY && res->err.empty()) res->err = sqlite3_errmsg(db);
+    // Under sustained load the loop appends while PASSIVE copies, so the WAL never gets fully
+    // backfilled and SQLite never restarts it (https://sqlite.org/wal.html#avoiding_excessively_large_wal_files).
+    // Past truncate_pages, try TRUNCATE: it takes the write lock between two loop batches, with a
+    // busy timeout of truncate_busy_ms, copies the few frames PASSIVE left and truncates the WAL.
+    // While it holds the lock the loop's BEGIN waits (busy_timeout): rare and short, since most
+    // frames were copied by the PASSIVE pass just before.
+    if (res->rc == SQLITE_OK && res->log >= truncate_pages) {
+      int log = 0, ckpt = 0;
+      res->trunc_rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &ckpt);
+      if (res->trunc_rc == SQLITE_OK) res->ckpt = 0;
+    }
+  };
+  std::weak_ptr<int> alive = life_;
+  auto after = [this, alive, res] {
+    if (alive.expired()) return;
+    checkpoint_in_flight_ = false;
+    if (res->rc == SQLITE_OK) {
+      ++stats_.checkpoints;
+      backfilled_pages_ = res->ckpt;
+      if (res->trunc_rc == SQLITE_OK) {
+        ++stats_.truncations;
+        backfilled_pages_ = 0;
+        wal_pages_ = 0;
+      }
+      LOG_DEBUG("store: checkpoint: %d of %d WAL frames copied%s", res->ckpt, res->log,
+                res->trunc_rc == SQLITE_OK ? "; WAL truncated" : "");
+    } else if (res->rc != SQLITE_BUSY) {
+      LOG_WARN("store: background checkpoint failed: %s (code %d)", res->err.c_str(), res->rc);
+    }
+  };
+  checkpoint_in_flight_ = true;
+  try {
+    syncer().run(std::move(work), std::move(after));
+  } catch (const std::exception& e) {
+    checkpoint_in_flight_ = false;
+    LOG_ERROR("store: cannot start a checkpoint: %s", e.what());
+  }
+}
+
 CheckpointResult Database::checkpoint_passive() noexcept {
   CheckpointResult r;
-  if (depth_ > 0) return r;
-  // A checkpoint cannot run inside our own write transaction.
+  if (depth_ > 0 || checkpoint_in_flight_) return r;
+  // Our own write transaction would hold back the checkpoint: commit it first.
   commit_batch();
-  int rc = sqlite3_wal_checkpoint_v2(conn_.db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &r.wal_frames,
+  sqlite3* db = ckpt_conn_.db ? ckpt_conn_.db : conn_.db;
+  int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &r.wal_frames,
                                      &r.checkpointed_frames);
   r.ok = rc == SQLITE_OK;
   if (!r.ok && rc != SQLITE_BUSY)
-    LOG_WARN("store: wal_checkpoint(PASSIVE) failed: %s (code %d)", sqlite3_errmsg(conn_.db), rc);
+    LOG_WARN("store: wal_checkpoint(PASSIVE) failed: %s (code %d)", sqlite3_errmsg(db), rc);
+  if (r.ok) backfilled_pages_ = r.checkpointed_frames;
   return r;
 }
 

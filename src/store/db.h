@@ -188,6 +188,7 @@ class Database {
   Connection ckpt_conn_;  // checkpoints only; used by one thread at a time (the worker's job)
   Fd wal_fd_;   // read-only fd on <db>-wal, for fdatasync
   Fd dir_fd_;   // the database's directory, synced when the WAL file was (re)created
+  std::vector<int> retired_fds_;  // replaced WAL fds a superseded sync may still use (<= 16)
   std::unique_ptr<Stmt> begin_, commit_, rollback_, savepoint_, release_, rollback_to_;
 
   bool batch_open_ = false;

@@ -17,10 +17,30 @@ Store::~Store() {
   servers_.write_pending_touches();
   counters_.write_pending();
   db_->commit_pending();
+  if (uv_syncer_) {
+    LOG_ERROR("store: destroyed with the loop still attached (call detach_loop())");
+    detach_loop();
+  }
+}
+
+void Store::attach_loop(uv_loop_t* loop) {
+  detach_loop();
+  uv_syncer_ = std::make_unique<UvSyncer>(loop);
+  db_->set_syncer(uv_syncer_.get());
+}
+
+void Store::detach_loop() noexcept {
+  if (!uv_syncer_) return;
+  // Completions of jobs still in flight must run (and free their requests) before the loop
+  // closes; they find the Database alive and either apply or, when superseded, are ignored.
+  uv_syncer_->drain();
+  db_->set_syncer(nullptr);
+  uv_syncer_.reset();
 }
 
 bool Store::health() noexcept {
   try {
+    if (db_->suspect()) return false;  // a WAL fsync failed: answered data may be lost
     auto u = select_one_.use();
     return select_one_.step() && select_one_.col_int(0) == 1;
   } catch (const std::exception& e) {
@@ -49,15 +69,14 @@ void Store::maintenance() noexcept {
   if (db_->in_write()) return;
   servers_.write_pending_touches();
   counters_.write_pending();
-  CheckpointResult r = db_->checkpoint_passive();
-  if (r.ok)
-    LOG_DEBUG("store: checkpoint: %d of %d WAL frames copied", r.checkpointed_frames, r.wal_frames);
+  db_->commit_pending();
+  db_->request_checkpoint();
 }
 
 void Store::shutdown() noexcept {
   servers_.write_pending_touches();
   counters_.write_pending();
-  db_->flush();
+  db_->shutdown();
 }
 
 }  // namespace aloha::store

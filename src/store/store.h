@@ -1,7 +1,11 @@
-// Store: the persistence facade the app owns: one Database (SQLite, group commit) and the
-// repositories on it. Constructed from a path at start-up (throws StoreError with a clear message);
-// everything runs on the loop thread. Destroy it after the last user of its repositories.
+// Store: the persistence facade the app owns: one Database (SQLite, pipelined durable group
+// commit) and the repositories on it. Constructed from a path at start-up (throws StoreError with a
+// clear message); everything runs on the loop thread. attach_loop() moves WAL syncs and checkpoints
+// to the libuv thread pool; detach_loop() before uv_loop_close(). Destroy it after the last user of
+// its repositories.
 #pragma once
+#include <uv.h>
+
 #include <memory>
 #include <string>
 
@@ -9,6 +13,7 @@
 #include "store/devices.h"
 #include "store/realms.h"
 #include "store/servers.h"
+#include "store/syncer.h"
 
 namespace aloha::store {
 
@@ -33,20 +38,28 @@ class Store {
   Realms& realms() { return realms_; }
   Counters& counters() { return counters_; }
 
-  // A trivial prepared SELECT 1 works (GET health). Never throws.
+  // From now on WAL fdatasyncs and checkpoints run on loop's thread pool (UvSyncer) and their
+  // completions on the loop thread. Call before uv_run(); the loop must outlive detach_loop().
+  void attach_loop(uv_loop_t* loop);
+  // Back to inline syncing. Call after uv_run() returned and before uv_loop_close(): if a job is
+  // still in flight it runs the loop (UV_RUN_ONCE) until it completed, so no request leaks.
+  void detach_loop() noexcept;
+
+  // A trivial prepared SELECT 1 works and no WAL sync has failed (GET health). Never throws.
   bool health() noexcept;
   // PRAGMA integrity_check answers "ok". Reads the whole file: start-up and tests only.
   bool integrity_ok();
   // From a timer (e.g. every 30 s): writes pending touches and counters, commits the open batch
-  // (its callbacks run at the next flush) and runs a PASSIVE WAL checkpoint, which never waits
-  // for readers.
+  // (its callbacks run after the sync started by the next flush) and starts a background
+  // checkpoint (PASSIVE; TRUNCATE attempt when the WAL is large), which never waits for readers.
   void maintenance() noexcept;
-  // Shutdown: writes pending touches and counters, then flush() (commit, then run every queued
-  // callback).
+  // Shutdown: writes pending touches and counters, commits, syncs everything inline (blocking)
+  // and runs every queued callback (Database::shutdown()).
   void shutdown() noexcept;
 
  private:
   std::unique_ptr<Database> db_;  // first: outlives the repositories' statements
+  std::unique_ptr<UvSyncer> uv_syncer_;  // while a loop is attached
   Servers servers_;
   Audit audit_;
   Devices devices_;

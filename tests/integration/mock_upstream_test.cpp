@@ -140,6 +140,11 @@ struct Mock {
     return test::JsonBody(r.body);
   }
   test::JsonBody stats() { return control("GET", "/mock/stats"); }
+  bool stats_unavailable() const {
+    auto r = cli::http_request("GET", "http://127.0.0.1:" + std::to_string(control_port) +
+                                          "/mock/stats", {}, "", 2000);
+    return r.status == 0;
+  }
 };
 
 int64_t member(const test::JsonBody& j, const char* obj, const char* key) {
@@ -481,13 +486,33 @@ TEST_SUITE("mock-upstream") {
     CHECK(m.stats().int64("requests_total").value_or(-1) == 1);
   }
 
-  TEST_CASE("mock-upstream: SIGTERM stops it with exit status 0") {
+  TEST_CASE("mock-upstream: SIGTERM stops it with exit status 0, even with a stream left open") {
     Mock m;
     H2Run r = nghttp(m, apns_request(plain_token(), mint_jwt(now_s())));
     CHECK(r.statuses == std::vector<int>{200});
+    // A client whose stream never gets an answer is still connected when the signal arrives.
+    std::string body_file = "/tmp/aloha-mock-test-" + std::to_string(::getpid()) + "-sigterm";
+    FILE* f = std::fopen(body_file.c_str(), "wb");
+    REQUIRE(f != nullptr);
+    std::fputs(kPayload.c_str(), f);
+    std::fclose(f);
+    test::ProcessOptions o;
+    o.argv = {env_or("NGHTTP", "/usr/bin/nghttp"), "--no-dep", "--timeout=10", "-d", body_file,
+              "-H", "apns-topic: t", "-H", "authorization: bearer " + mint_jwt(now_s()),
+              "https://localhost:" + std::to_string(m.port) + "/3/device/" + with_prefix("f003")};
+    test::Process client(o);
+    bool open = false;
+    for (int i = 0; i < 100 && !open; ++i) {
+      open = m.stats().int64("open_streams").value_or(0) == 1;
+      if (!open) ::usleep(50'000);
+    }
+    REQUIRE(open);
     m.proc->signal(SIGTERM);
     test::ExitStatus st = m.proc->wait(5000);
     INFO(m.proc->stderr_text());
     CHECK(st.ok());
+    CHECK(m.stats_unavailable());
+    client.wait(5000);
+    ::unlink(body_file.c_str());
   }
 }

@@ -172,6 +172,8 @@ void Connection::release_stream(Stream* s) {
   s->req.clear();
   s->reply.clear();
   s->body_off = 0;
+  // Pooled objects keep their capacity, but not a large request body's (bounds pool memory).
+  if (s->req.body.capacity() > 8 * 1024) std::string().swap(s->req.body);
   if (free_streams_.size() < kMaxPooledStreams)
     free_streams_.emplace_back(s);
   else
@@ -291,7 +293,8 @@ void Connection::dispatch(Stream* s) {
     router.handler(route)->handle(s->req, s->reply);
   }
   if (s->reply.action == Action::respond && s->reply.delay_ms > 0) {
-    pending_.push({uv_now(tcp_.loop) + static_cast<uint64_t>(s->reply.delay_ms), s->id});
+    // +1: loop time is whole milliseconds, truncated, so this keeps the delay a lower bound.
+    pending_.push({uv_now(tcp_.loop) + static_cast<uint64_t>(s->reply.delay_ms) + 1, s->id});
     arm_timer();
     return;
   }

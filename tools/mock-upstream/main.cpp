@@ -44,6 +44,15 @@
 // Streams: SETTINGS_MAX_CONCURRENT_STREAMS is --initial-streams (default 1 with token auth, else
 // --max-streams) until the first successful token-auth request on a connection, then
 // --max-streams (default 1000), as APNs does.
+//
+// FCM (fcm.h): POST /token (OAuth; --fcm-public-key P verifies the RS256 assertion, tokens live
+// --fcm-token-ttl S seconds, default 3600), POST /v1/projects/<p>/messages:send (bearer token
+// from /token, else 401 UNAUTHENTICATED), GET|POST /mock/fcm {"token_endpoint":"up"|"down",
+// "token_ttl_s":N,"revoke_tokens":true}. Scripted by device-token prefix:
+//   unreg → 404 UNREGISTERED; badtok → 400 INVALID_ARGUMENT (field violation message.token);
+//   badpay → 400 INVALID_ARGUMENT (message.data); sender → 403 SENDER_ID_MISMATCH;
+//   quota → 429 QUOTA_EXCEEDED; int500 → 500 INTERNAL; unav503 → 503 UNAVAILABLE;
+//   thirdp → 401 THIRD_PARTY_AUTH_ERROR; flaky → 503 on a token's first request, then 200.
 #include <uv.h>
 
 #include <csignal>
@@ -55,6 +64,7 @@
 
 #include "apns.h"
 #include "control.h"
+#include "fcm.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/server.h"
@@ -71,6 +81,8 @@ struct Args {
   std::string host = "127.0.0.1";
   int port = 0;
   std::string cert, key, client_ca, apns_public_key;
+  std::string fcm_public_key;
+  long fcm_token_ttl = 3600;
   bool plain = false;
   long initial_streams = -1;
   long max_streams = 1000;
@@ -87,6 +99,7 @@ void usage(FILE* f) {
   std::fprintf(f,
                "usage: mock-upstream --listen HOST:PORT (--cert C --key K | --plain)\n"
                "  [--client-ca CA] [--apns-public-key PEM] [--initial-streams N]\n"
+               "  [--fcm-public-key PEM] [--fcm-token-ttl SECONDS]\n"
                "  [--max-streams N] [--goaway-after N] [--slow-ms N] [--delay-ms N]\n"
                "  [--default BEHAVIOUR] [--http1-control-port N] [--max-connections N]\n"
                "  [--log-level error|warn|info|debug]\n"
@@ -136,6 +149,10 @@ bool parse_args(int argc, char** argv, Args& a) {
       a.client_ca = v;
     } else if (opt == "--apns-public-key") {
       a.apns_public_key = v;
+    } else if (opt == "--fcm-public-key") {
+      a.fcm_public_key = v;
+    } else if (opt == "--fcm-token-ttl") {
+      ok = parse_long(v, 1, 86400, a.fcm_token_ttl);
     } else if (opt == "--initial-streams") {
       ok = parse_long(v, 1, 1 << 30, a.initial_streams);
     } else if (opt == "--max-streams") {
@@ -236,6 +253,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   apns_opts.cert_auth = !args.client_ca.empty();
+  FcmOptions fcm_opts;
+  fcm_opts.token_ttl_s = args.fcm_token_ttl;
+  if (!args.fcm_public_key.empty() && !read_small_file(args.fcm_public_key, fcm_opts.public_key_pem)) {
+    std::fprintf(stderr, "mock-upstream: cannot read %s: %s\n", args.fcm_public_key.c_str(),
+                 std::strerror(errno));
+    return 1;
+  }
 
   std::unique_ptr<net::TlsContext> tls;
   if (!args.plain) {
@@ -257,8 +281,14 @@ int main(int argc, char** argv) {
   ApnsHandler apns(apns_opts, stats, script, SystemClock::instance());
   ControlHandler control(stats, script, router);
   router.add(std::string(ApnsHandler::kPrefix), "apns", &apns);
+  FcmState fcm_state(fcm_opts, SystemClock::instance());
+  FcmSendHandler fcm(fcm_state, stats, script);
+  OAuthTokenHandler oauth(fcm_state, stats);
+  FcmControlHandler fcm_control(fcm_state);
+  router.add(std::string(FcmSendHandler::kPrefix), "fcm", &fcm);
+  router.add(std::string(OAuthTokenHandler::kPrefix), "oauth", &oauth);
+  router.add(std::string(FcmControlHandler::kPrefix), "fcm_control", &fcm_control);  // before /mock/
   router.add("/mock/", "control", &control);
-  // FCM (issue 4): router.add("/v1/projects/", "fcm", &fcm); router.add("/token", "oauth", &oauth);
 
   ServerOptions sopts;
   sopts.max_streams = static_cast<uint32_t>(args.max_streams);

@@ -1,0 +1,404 @@
+// push/notify and push/test_notification (api.md §3): validate everything first (a 4xx has sent
+// nothing), then send to all of the user's devices at once over APNs and FCM and answer when every
+// send has an outcome or at [push] notify_deadline. Payloads are notification content: they go
+// only into the PushMessages handed to the pushers; nothing here logs, stores or echoes them.
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "api/identity.h"
+#include "api/params.h"
+#include "api/respond.h"
+#include "api/router.h"
+#include "core/log.h"
+#include "push/notify_service.h"
+#include "push/payload.h"
+#include "push/pusher.h"
+#include "store/devices.h"
+
+namespace aloha::api {
+namespace {
+
+using rapidjson::Value;
+
+constexpr int64_t kApnsExpirationS = 86'400;  // api.md step 4: apns-expiration = now + 86400
+constexpr const char* kQueueFullRetryAfter = "5";
+
+// The long-lived sending state (dead-token guard, warnings). Services has no slot for it yet, so
+// it is kept here, one per configuration object, and holds no reference to the store or loop.
+push::NotifyService& service_for(Services& svc) {
+  static std::map<const Config*, std::unique_ptr<push::NotifyService>> services;
+  auto& s = services[&svc.config];
+  if (!s) s = std::make_unique<push::NotifyService>(svc.clock, svc.config.push);
+  return *s;
+}
+
+push::BigInts big_ints_of(const JsonDoc& doc) {
+  return push::BigInts{&doc, [](const void* ctx, const Value& v) {
+                         return static_cast<const JsonDoc*>(ctx)->big_int_text(v);
+                       }};
+}
+
+std::optional<std::string_view> uuid_view(const Identity& id) {
+  if (id.user_uuid) return std::string_view(*id.user_uuid);
+  return std::nullopt;
+}
+
+// api.md push/notify step 1: the push policy.
+void check_policy(Services& svc, const ExchangePtr& ex) {
+  if (svc.config.push.policy != "deny") return;
+  if (!ex->server->api_feature_level) {
+    // Servers that never reported api_feature_level are old ones that email their admins on it.
+    throw ApiError{400, "INVALID_ZULIP_SERVER", "Your plan doesn't allow sending push notifications.", {}, {}};
+  }
+  throw ApiError{400, "PUSH_NOTIFICATIONS_DISALLOWED",
+                 "Your plan doesn't allow sending push notifications. Reason provided by the server: " +
+                     svc.config.push.deny_reason,
+                 {}, {}};
+}
+
+ApiError queue_full(const std::string& app) {
+  // architecture.md: a full bound gets a clear answer, never silent loss; 5xx = retry later.
+  return ApiError{503, "SERVICE_UNAVAILABLE",
+                  "The push bouncer's queue for " + app + " is full; retry later", {},
+                  {{"Retry-After", kQueueFullRetryAfter}}};
+}
+
+void warn_no_credentials(push::NotifyService& ns, push::Platform p, const std::string& app_id) {
+  std::string key = p == push::Platform::fcm ? std::string("fcm") : "apns:" + app_id;
+  if (ns.warnings().should_log(key)) {
+    if (p == push::Platform::fcm)
+      LOG_WARN("push: no FCM credentials configured; Android devices are counted but not sent to");
+    else
+      LOG_WARN("push: no [apns] section serves ios_app_id %s; its devices are counted but not sent to",
+               app_id.c_str());
+  }
+}
+
+push::Pusher* pusher_for(Services& svc, int kind, const std::optional<std::string>& ios_app_id) {
+  if (svc.pushers == nullptr) return nullptr;
+  if (kind == store::kKindFcm) return svc.pushers->fcm();
+  return svc.pushers->apns_for(ios_app_id ? std::string_view(*ios_app_id) : std::string_view());
+}
+
+// One device to send to: the row kept for a token (api.md step 2).
+struct Target {
+  const store::DeviceRow* row;
+  push::Pusher* pusher;  // nullptr: no credentials for it
+};
+
+// Requires every pusher to accept its share now, so a request is refused before anything is sent.
+void check_capacity(const std::vector<Target>& targets) {
+  std::vector<std::pair<push::Pusher*, size_t>> per;
+  for (const auto& t : targets) {
+    if (t.pusher == nullptr) continue;
+    bool found = false;
+    for (auto& [p, n] : per)
+      if (p == t.pusher) {
+        ++n;
+        found = true;
+      }
+    if (!found) per.emplace_back(t.pusher, 1);
+  }
+  for (const auto& [p, n] : per)
+    if (!p->has_capacity(n)) throw queue_full(p->name());
+}
+
+std::string deleted_devices_json(const std::vector<store::DeviceRow>& rows_after, const Value& android,
+                                 const Value& apple) {
+  std::unordered_set<std::string_view> fcm_tokens;
+  std::unordered_set<std::string> apns_norms;
+  for (const auto& r : rows_after) {
+    if (r.kind == store::kKindFcm) fcm_tokens.insert(r.token);
+    else if (r.kind == store::kKindApns) apns_norms.insert(store::normalize_token(r.kind, r.token));
+  }
+  // std::set<std::string> orders by unsigned bytes: code point order for UTF-8 (api.md step 6).
+  std::set<std::string> a, b;
+  for (const auto& t : android.GetArray()) {
+    std::string_view s(t.GetString(), t.GetStringLength());
+    if (!fcm_tokens.count(s)) a.emplace(s);
+  }
+  std::unordered_map<std::string, std::string_view> first_spelling;
+  for (const auto& t : apple.GetArray()) {
+    std::string_view s(t.GetString(), t.GetStringLength());
+    std::string lower = store::normalize_token(store::kKindApns, s);
+    auto [it, fresh] = first_spelling.emplace(lower, s);
+    if (fresh) {
+      if (!apns_norms.count(lower)) b.emplace(s);
+    } else if (it->second != s) {
+      b.emplace(s);  // a case-duplicate of an earlier spelling, reported whether or not a row exists
+    }
+  }
+  std::string out = "{\"android_devices\":";
+  out += json_list(std::vector<std::string>(a.begin(), a.end()));
+  out += ",\"apple_devices\":";
+  out += json_list(std::vector<std::string>(b.begin(), b.end()));
+  out += '}';
+  return out;
+}
+
+void push_notify(Services& svc, const ExchangePtr& ex) {
+  auto body = std::make_shared<JsonBody>(JsonBody::parse(ex->req));
+  const JsonBody& jb = *body;
+  // Types, in the order api.md lists them.
+  RawIdentity raw;
+  raw.user_id = jb.get_int("user_id", Presence::optional, Null::absent);
+  raw.user_uuid = jb.get_str("user_uuid", Presence::optional, Null::absent);
+  raw.realm_uuid = jb.get_str("realm_uuid", Presence::optional, Null::absent);
+  const Value* gcm_payload = jb.get("gcm_payload", JType::dict, Presence::optional);
+  const Value* apns_payload = jb.get("apns_payload", JType::dict, Presence::optional);
+  const Value* gcm_options = jb.get("gcm_options", JType::dict, Presence::optional);
+  const Value* android = jb.get("android_devices", JType::list, Presence::optional);
+  if (android) expect_items(jb.doc(), *android, JsonBody::path_of("android_devices"), JType::string);
+  const Value* apple = jb.get("apple_devices", JType::list, Presence::optional);
+  if (apple) expect_items(jb.doc(), *apple, JsonBody::path_of("apple_devices"), JType::string);
+  // Absent objects and lists are empty ones (no allocation: RapidJSON empty values own nothing).
+  static const Value kEmptyObject(rapidjson::kObjectType);
+  static const Value kEmptyArray(rapidjson::kArrayType);
+  if (!gcm_payload) gcm_payload = &kEmptyObject;
+  if (!apns_payload) apns_payload = &kEmptyObject;
+  if (!android) android = &kEmptyArray;
+  if (!apple) apple = &kEmptyArray;
+
+  // Step 1.
+  Identity id = check_identity_values(raw);
+  require_identity(id);
+  std::optional<store::RealmRow> realm = check_realm(svc, ex, id);
+  check_policy(svc, ex);
+
+  // Step 2: the user's devices (OR rule); an id-row and a uuid-row for one token: the id-row goes.
+  const int64_t server_id = ex->server->id;
+  std::vector<store::DeviceRow> rows = svc.store.devices().for_identity(server_id, id.user_id, uuid_view(id));
+  std::vector<std::string> norms;
+  norms.reserve(rows.size());
+  for (const auto& r : rows) norms.push_back(store::normalize_token(r.kind, r.token));
+  std::vector<bool> gone(rows.size(), false);
+  std::vector<int64_t> delete_ids;
+  std::vector<size_t> send_rows;  // one row per distinct (kind, token)
+  for (size_t i = 0; i < rows.size(); ++i) {
+    bool first = true;
+    bool group_has_uuid = false;
+    for (size_t j = 0; j < rows.size(); ++j) {
+      if (rows[j].kind != rows[i].kind || norms[j] != norms[i]) continue;
+      if (j < i) first = false;
+      if (rows[j].user_uuid) group_has_uuid = true;
+    }
+    if (!first) continue;
+    // Process the group once, at its first row.
+    std::optional<size_t> keep;
+    for (size_t j = i; j < rows.size(); ++j) {
+      if (rows[j].kind != rows[i].kind || norms[j] != norms[i]) continue;
+      if (group_has_uuid && !rows[j].user_uuid) {
+        gone[j] = true;
+        delete_ids.push_back(rows[j].id);
+      } else if (!keep) {
+        keep = j;
+      }
+    }
+    if (keep) send_rows.push_back(*keep);
+  }
+  if (!delete_ids.empty()) {
+    svc.store.db().write([&] {
+      for (int64_t d : delete_ids) svc.store.devices().delete_by_id(d);
+    });
+  }
+  int64_t n_android = 0, n_apple = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (gone[i]) continue;
+    if (rows[i].kind == store::kKindFcm) ++n_android;
+    else if (rows[i].kind == store::kKindApns) ++n_apple;
+  }
+  bool any_fcm = false, any_apns = false;
+  for (size_t i : send_rows) {
+    any_fcm |= rows[i].kind == store::kKindFcm;
+    any_apns |= rows[i].kind == store::kKindApns;
+  }
+
+  // Step 3: `remove` events keep the 200 largest message ids. The DOM is ours to rewrite.
+  auto& alloc = body->doc().document().GetAllocator();
+  if (push::rewrite_remove_ids(const_cast<Value&>(*gcm_payload), alloc) == push::RemoveIds::invalid)
+    throw ApiError::bad_request("Invalid zulip_message_ids");
+  const Value* custom = find_member(*apns_payload, "custom");
+  if (custom && custom->IsObject()) {
+    const Value* zulip = find_member(*custom, "zulip");
+    if (zulip && zulip->IsObject() &&
+        push::rewrite_remove_ids(const_cast<Value&>(*zulip), alloc) == push::RemoveIds::invalid)
+      throw ApiError::bad_request("Invalid zulip_message_ids");
+  }
+
+  // Step 4: FCM priority and gcm_options (only with an FCM device), then `custom`.
+  push::BigInts big = big_ints_of(jb.doc());
+  bool fcm_high = true;
+  if (any_fcm) {
+    std::string err;
+    if (!push::fcm_priority(gcm_options, *gcm_payload, big, fcm_high, err)) throw ApiError::bad_request(err);
+  }
+  if (custom && !custom->IsObject())
+    throw ApiError::bad_request(R"(request["apns_payload"]["custom"] is not a dict)");
+
+  // Everything is valid: find the pushers and refuse the whole request if one is full.
+  push::NotifyService& ns = service_for(svc);
+  std::vector<Target> targets;
+  targets.reserve(send_rows.size());
+  for (size_t i : send_rows) targets.push_back({&rows[i], pusher_for(svc, rows[i].kind, rows[i].ios_app_id)});
+  check_capacity(targets);
+
+  // Built once per request and shared by the user's devices of each platform.
+  std::string apns_body = any_apns ? push::build_apns_body(*apns_payload, big) : std::string();
+  std::string fcm_data = any_fcm ? push::build_fcm_data(*gcm_payload, big) : std::string();
+
+  int64_t now_wall = svc.clock.wall_ms();
+  int64_t day = push::day_end_s(now_wall);
+  std::optional<int64_t> realm_id;
+  if (realm) realm_id = realm->id;
+  svc.store.counters().add(server_id, std::nullopt, push::kPushesReceived, day, n_android + n_apple);
+  if (realm_id) svc.store.counters().add(server_id, realm_id, push::kPushesReceived, day, n_android + n_apple);
+
+  push::FanoutOptions fo;
+  fo.answer_after_ms = svc.config.push.notify_deadline_ms;
+  // Retry-later sends may go on after the answer, up to retry_max_age (never less than the answer
+  // deadline, so a send is never cut before the request is answered).
+  fo.send_deadline_mono_ms = svc.clock.mono_ms() + std::max(svc.config.push.retry_max_age_ms,
+                                                            svc.config.push.notify_deadline_ms);
+  fo.server_id = server_id;
+  fo.realm_id = realm_id;
+  fo.count_forwarded = true;
+  Services* svcp = &svc;
+  Identity ident = id;
+  bool has_realm = realm.has_value();
+  auto fanout = push::Fanout::create(
+      svc.loop, svc.store, ns, fo,
+      [svcp, ex, body, android, apple, ident, has_realm, n_android, n_apple](const push::FanoutTally&) {
+        Services& s = *svcp;
+        std::string deleted;
+        try {
+          std::vector<store::DeviceRow> after =
+              s.store.devices().for_identity(ex->server->id, ident.user_id, uuid_view(ident));
+          deleted = deleted_devices_json(after, *android, *apple);
+        } catch (const std::exception& e) {
+          LOG_ERROR("push/notify: reading devices failed: %s", e.what());
+          ex->respond(retry_later("The push bouncer's database is unavailable; retry later"));
+          return;
+        }
+        JsonFields f;
+        f.integer("total_android_devices", n_android);
+        f.integer("total_apple_devices", n_apple);
+        f.raw("deleted_devices", deleted);
+        f.raw("realm", has_realm ? R"({"can_push":true,"expected_end_timestamp":null})" : "null");
+        respond_after_commit(s.store, ex, success(f));
+      });
+
+  size_t apns_left = 0;
+  for (const auto& t : targets) apns_left += (t.pusher && t.row->kind == store::kKindApns) ? 1 : 0;
+  for (const auto& t : targets) {
+    const store::DeviceRow& r = *t.row;
+    push::Platform platform = r.kind == store::kKindFcm ? push::Platform::fcm : push::Platform::apns;
+    if (t.pusher == nullptr) {
+      warn_no_credentials(ns, platform, r.ios_app_id.value_or(""));
+      continue;
+    }
+    push::PushMessage m;
+    m.platform = platform;
+    m.token = r.token;  // the registered spelling
+    if (platform == push::Platform::apns) {
+      m.app_id = r.ios_app_id.value_or("");
+      // The body is built once; the last APNs device takes it without a copy.
+      m.payload = --apns_left == 0 ? std::move(apns_body) : apns_body;
+      m.expiration_s = now_wall / 1000 + kApnsExpirationS;
+    } else {
+      m.payload = fcm_data;
+      m.push_type.clear();
+      m.priority = 0;
+      m.fcm_high_priority = fcm_high;
+    }
+    fanout->send(*t.pusher, std::move(m));
+  }
+  fanout->finish();
+}
+
+void push_test_notification(Services& svc, const ExchangePtr& ex) {
+  auto body = std::make_shared<JsonBody>(JsonBody::parse(ex->req));
+  const JsonBody& jb = *body;
+  std::string token = *jb.get_str("token", Presence::required);
+  JsonInt kind = *jb.get_int("token_kind", Presence::required);
+  RawIdentity raw;
+  raw.user_id = jb.get_int("user_id", Presence::required);
+  raw.user_uuid = jb.get_str("user_uuid", Presence::required);
+  const Value* base = jb.get("base_payload", JType::dict, Presence::required);
+  raw.realm_uuid = jb.get_str("realm_uuid", Presence::optional, Null::absent);
+  jb.reject_unknown({"token", "token_kind", "user_id", "user_uuid", "base_payload", "realm_uuid"});
+  Identity id = check_identity_values(raw);
+  require_identity(id);
+  check_realm(svc, ex, id);
+
+  std::optional<store::DeviceRow> row;
+  if (!kind.too_large && (kind.value == store::kKindApns || kind.value == store::kKindFcm))
+    row = svc.store.devices().find_for_test(ex->server->id, static_cast<int>(kind.value), token, id.user_id,
+                                            uuid_view(id));
+  if (!row)
+    throw ApiError{400, "INVALID_REMOTE_PUSH_DEVICE_TOKEN", "Device not recognized by the push bouncer", {}, {}};
+
+  const Value* realm_name = find_member(*base, "realm_name");
+  if (!realm_name) throw ApiError::bad_request("Missing realm_name");
+  const Value* realm_url = find_member(*base, "realm_url");
+  if (!realm_url) realm_url = find_member(*base, "realm_uri");
+  if (!realm_url) throw ApiError::bad_request("Missing realm_url");
+
+  push::BigInts big = big_ints_of(jb.doc());
+  push::Platform platform = row->kind == store::kKindFcm ? push::Platform::fcm : push::Platform::apns;
+  push::Pusher* pusher = pusher_for(svc, row->kind, row->ios_app_id);
+  push::NotifyService& ns = service_for(svc);
+  if (pusher == nullptr) {
+    warn_no_credentials(ns, platform, row->ios_app_id.value_or(""));
+    respond_after_commit(svc.store, ex, success());
+    return;
+  }
+  if (!pusher->has_capacity(1)) throw queue_full(pusher->name());
+
+  int64_t now_wall = svc.clock.wall_ms();
+  push::PushMessage m;
+  m.platform = platform;
+  m.token = row->token;  // the registered spelling
+  if (platform == push::Platform::apns) {
+    // P = base_payload + "event": "test".
+    push::JsonObjectText p = push::object_text(*base, big);
+    p.set("event", "\"test\"");
+    m.app_id = row->ios_app_id.value_or("");
+    m.payload = push::build_test_apns_body(p.text(), push::py_str(*realm_name, big), push::py_str(*realm_url, big));
+    m.expiration_s = now_wall / 1000 + kApnsExpirationS;
+  } else {
+    m.payload = push::build_fcm_data(*base, big, {{"event", "test"}, {"time", std::to_string(now_wall / 1000)}});
+    m.push_type.clear();
+    m.priority = 0;
+    m.fcm_high_priority = true;
+  }
+
+  push::FanoutOptions fo;
+  fo.answer_after_ms = svc.config.push.notify_deadline_ms;
+  fo.send_deadline_mono_ms = svc.clock.mono_ms() + std::max(svc.config.push.retry_max_age_ms,
+                                                            svc.config.push.notify_deadline_ms);
+  fo.server_id = ex->server->id;
+  fo.count_forwarded = false;  // api.md: no counters
+  Services* svcp = &svc;
+  auto fanout = push::Fanout::create(svc.loop, svc.store, ns, fo, [svcp, ex](const push::FanoutTally&) {
+    // api.md: 200 plain success whatever the delivery outcome.
+    respond_after_commit(svcp->store, ex, success());
+  });
+  fanout->send(*pusher, std::move(m));
+  fanout->finish();
+}
+
+}  // namespace
+
+void register_notify_routes(Router& r) {
+  r.add("/api/v1/remotes/push/notify", {"POST"}, true, push_notify);
+  r.add("/api/v1/remotes/push/test_notification", {"POST"}, true, push_test_notification);
+}
+
+}  // namespace aloha::api

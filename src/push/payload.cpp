@@ -1,0 +1,368 @@
+#include "push/payload.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <unordered_set>
+
+#include "push/pystr.h"
+
+namespace aloha::push {
+namespace {
+
+using rapidjson::Value;
+
+std::string_view name_of(const Value::ConstMemberIterator& m) {
+  return {m->name.GetString(), m->name.GetStringLength()};
+}
+
+const Value* last_member(const Value& obj, std::string_view key) {
+  if (!obj.IsObject()) return nullptr;
+  const Value* found = nullptr;
+  for (auto m = obj.MemberBegin(); m != obj.MemberEnd(); ++m)
+    if (name_of(m) == key) found = &m->value;
+  return found;
+}
+
+// Calls f(key, value) once per distinct key of obj, at the key's first position with its last
+// value: what Python's json.loads makes of repeated keys. Small objects (the usual payload) are
+// scanned pairwise without allocating; larger ones use a hash index.
+template <class F>
+void for_each_unique(const Value& obj, F&& f) {
+  const auto n = obj.MemberCount();
+  auto begin = obj.MemberBegin();
+  if (n <= 16) {
+    for (rapidjson::SizeType i = 0; i < n; ++i) {
+      std::string_view k = name_of(begin + i);
+      bool earlier = false;
+      for (rapidjson::SizeType j = 0; j < i && !earlier; ++j) earlier = name_of(begin + j) == k;
+      if (earlier) continue;
+      const Value* v = &(begin + i)->value;
+      for (rapidjson::SizeType j = i + 1; j < n; ++j)
+        if (name_of(begin + j) == k) v = &(begin + j)->value;
+      f(k, *v);
+    }
+    return;
+  }
+  std::unordered_map<std::string_view, const Value*> last;
+  last.reserve(n);
+  for (auto m = begin; m != obj.MemberEnd(); ++m) last[name_of(m)] = &m->value;
+  std::unordered_set<std::string_view> done;
+  done.reserve(n);
+  for (auto m = begin; m != obj.MemberEnd(); ++m) {
+    std::string_view k = name_of(m);
+    if (!done.insert(k).second) continue;
+    f(k, *last[k]);
+  }
+}
+
+bool contains_big(const Value& v, const BigInts& big) {
+  if (big.lookup == nullptr) return false;
+  if (v.IsDouble()) return big.text(v) != nullptr;
+  if (v.IsArray()) {
+    for (const auto& item : v.GetArray())
+      if (contains_big(item, big)) return true;
+  } else if (v.IsObject()) {
+    for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m)
+      if (contains_big(m->value, big)) return true;
+  }
+  return false;
+}
+
+void append_int(std::string& out, int64_t i) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, i);
+  out.append(buf, r.ptr);
+}
+
+struct RemoveId {
+  bool neg;
+  std::string_view digits;  // canonical: no leading zeros, "0" for zero (never negative)
+};
+
+bool id_less(const RemoveId& a, const RemoveId& b) {
+  if (a.neg != b.neg) return a.neg;
+  // Same sign: compare magnitudes (length first: no leading zeros), reversed for negatives.
+  int c = a.digits.size() != b.digits.size() ? (a.digits.size() < b.digits.size() ? -1 : 1)
+                                             : a.digits.compare(b.digits);
+  return a.neg ? c > 0 : c < 0;
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          // RFC 8259 §7: control characters must be escaped.
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+          out += buf;
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+void append_json(std::string& out, const Value& v, const BigInts& big) {
+  switch (v.GetType()) {
+    case rapidjson::kNullType: out += "null"; break;
+    case rapidjson::kFalseType: out += "false"; break;
+    case rapidjson::kTrueType: out += "true"; break;
+    case rapidjson::kStringType: append_json_string(out, {v.GetString(), v.GetStringLength()}); break;
+    case rapidjson::kNumberType:
+      if (v.IsInt64()) {
+        append_int(out, v.GetInt64());
+      } else if (v.IsUint64()) {
+        char buf[24];
+        auto r = std::to_chars(buf, buf + sizeof buf, v.GetUint64());
+        out.append(buf, r.ptr);
+      } else if (const std::string* t = big.text(v)) {
+        out += *t;
+      } else {
+        double d = v.GetDouble();
+        // Python's json.dumps spells these so; they only arise from its non-standard literals.
+        if (std::isnan(d)) out += "NaN";
+        else if (std::isinf(d)) out += d > 0 ? "Infinity" : "-Infinity";
+        else out += python_float_repr(d);
+      }
+      break;
+    case rapidjson::kArrayType: {
+      out.push_back('[');
+      bool first = true;
+      for (const auto& item : v.GetArray()) {
+        if (!first) out.push_back(',');
+        first = false;
+        append_json(out, item, big);
+      }
+      out.push_back(']');
+      break;
+    }
+    case rapidjson::kObjectType: {
+      out.push_back('{');
+      bool first = true;
+      for_each_unique(v, [&](std::string_view k, const Value& val) {
+        if (!first) out.push_back(',');
+        first = false;
+        append_json_string(out, k);
+        out.push_back(':');
+        append_json(out, val, big);
+      });
+      out.push_back('}');
+      break;
+    }
+  }
+}
+
+std::string to_json(const Value& v, const BigInts& big) {
+  std::string out;
+  append_json(out, v, big);
+  return out;
+}
+
+std::string py_str(const Value& v, const BigInts& big) {
+  if (v.IsString()) return std::string(v.GetString(), v.GetStringLength());
+  return py_repr(v, big);
+}
+
+std::string py_repr(const Value& v, const BigInts& big) {
+  if (const std::string* t = big.text(v)) return *t;
+  if ((v.IsObject() || v.IsArray()) && contains_big(v, big)) {
+    // python_str_json reads integers of any size from the text exactly.
+    std::string out;
+    if (python_str_json(to_json(v, big), out)) return out;
+  }
+  return python_repr(v);
+}
+
+// ---- JsonObjectText ----
+
+void JsonObjectText::set(std::string_view key, std::string value_json) {
+  constexpr size_t kIndexFrom = 16;
+  if (entries_.size() < kIndexFrom) {
+    for (auto& e : entries_) {
+      if (e.first == key) {
+        e.second = std::move(value_json);
+        return;
+      }
+    }
+  } else {
+    if (index_.empty())
+      for (size_t i = 0; i < entries_.size(); ++i) index_.emplace(entries_[i].first, i);
+    auto it = index_.find(std::string(key));
+    if (it != index_.end()) {
+      entries_[it->second].second = std::move(value_json);
+      return;
+    }
+    index_.emplace(std::string(key), entries_.size());
+  }
+  entries_.emplace_back(std::string(key), std::move(value_json));
+}
+
+std::string JsonObjectText::text() const {
+  size_t n = 2;
+  for (const auto& e : entries_) n += e.first.size() + e.second.size() + 4;
+  std::string out;
+  out.reserve(n);
+  out.push_back('{');
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    if (i) out.push_back(',');
+    append_json_string(out, entries_[i].first);
+    out.push_back(':');
+    out += entries_[i].second;
+  }
+  out.push_back('}');
+  return out;
+}
+
+JsonObjectText object_text(const Value& obj, const BigInts& big) {
+  JsonObjectText out;
+  if (obj.IsObject())
+    for_each_unique(obj, [&](std::string_view k, const Value& v) { out.set(k, to_json(v, big)); });
+  return out;
+}
+
+// ---- remove ids ----
+
+bool truncate_remove_ids(std::string_view text, std::string& out) {
+  std::vector<RemoveId> ids;
+  size_t pos = 0;
+  while (true) {
+    size_t end = text.find(',', pos);
+    std::string_view item = text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+    bool neg = !item.empty() && item.front() == '-';
+    if (neg) item.remove_prefix(1);
+    if (item.empty()) return false;  // "", "-", or an empty item between commas
+    for (char c : item)
+      if (c < '0' || c > '9') return false;
+    size_t nz = item.find_first_not_of('0');
+    if (nz == std::string_view::npos) {
+      ids.push_back({false, "0"});  // Python: int("-0") == 0
+    } else {
+      ids.push_back({neg, item.substr(nz)});
+    }
+    if (end == std::string_view::npos) break;
+    pos = end + 1;
+  }
+  // Keep the kMaxRemoveIds largest, ascending (Zulip: sorted(ids)[-200:]).
+  auto first = ids.begin();
+  if (ids.size() > kMaxRemoveIds) {
+    first = ids.end() - static_cast<std::ptrdiff_t>(kMaxRemoveIds);
+    std::nth_element(ids.begin(), first, ids.end(), id_less);
+  }
+  std::sort(first, ids.end(), id_less);
+  out.clear();
+  for (auto it = first; it != ids.end(); ++it) {
+    if (it != first) out.push_back(',');
+    if (it->neg) out.push_back('-');
+    out += it->digits;
+  }
+  return true;
+}
+
+RemoveIds rewrite_remove_ids(Value& payload, rapidjson::Document::AllocatorType& alloc) {
+  if (!payload.IsObject()) return RemoveIds::untouched;
+  const Value* event = last_member(payload, "event");
+  if (event == nullptr || !event->IsString() || std::string_view(event->GetString(), event->GetStringLength()) != "remove")
+    return RemoveIds::untouched;
+  Value* ids = const_cast<Value*>(last_member(payload, "zulip_message_ids"));
+  if (ids == nullptr || ids->IsNull()) return RemoveIds::untouched;
+  if (ids->IsString() && ids->GetStringLength() == 0) return RemoveIds::untouched;
+  if (!ids->IsString()) return RemoveIds::invalid;
+  std::string out;
+  if (!truncate_remove_ids({ids->GetString(), ids->GetStringLength()}, out)) return RemoveIds::invalid;
+  ids->SetString(out.data(), static_cast<rapidjson::SizeType>(out.size()), alloc);
+  return RemoveIds::rewritten;
+}
+
+// ---- bodies ----
+
+std::string build_apns_body(const Value& apns_payload, const BigInts& big) {
+  // Zulip: message = {**payload.pop("custom", {}), "aps": payload}.
+  JsonObjectText top;
+  const Value* custom = last_member(apns_payload, "custom");
+  if (custom != nullptr && custom->IsObject())
+    for_each_unique(*custom, [&](std::string_view k, const Value& v) { top.set(k, to_json(v, big)); });
+  JsonObjectText aps;
+  if (apns_payload.IsObject())
+    for_each_unique(apns_payload, [&](std::string_view k, const Value& v) {
+      if (k != "custom") aps.set(k, to_json(v, big));
+    });
+  top.set("aps", aps.text());
+  return top.text();
+}
+
+std::string build_fcm_data(const Value& payload, const BigInts& big,
+                           const std::vector<std::pair<std::string_view, std::string>>& extra) {
+  JsonObjectText data;
+  auto quoted = [](std::string_view s) {
+    std::string q;
+    q.reserve(s.size() + 2);
+    append_json_string(q, s);
+    return q;
+  };
+  if (payload.IsObject())
+    for_each_unique(payload, [&](std::string_view k, const Value& v) {
+      // FCM data values must be strings; Zulip-derived apps read Python's str() of each.
+      data.set(k, v.IsString() ? quoted({v.GetString(), v.GetStringLength()}) : quoted(py_str(v, big)));
+    });
+  for (const auto& [k, v] : extra) data.set(k, quoted(v));
+  return data.text();
+}
+
+bool fcm_priority(const Value* gcm_options, const Value& gcm_payload, const BigInts& big, bool& high,
+                  std::string& error) {
+  const Value* pr = gcm_options != nullptr ? last_member(*gcm_options, "priority") : nullptr;
+  if (pr == nullptr || pr->IsNull()) {
+    const Value* event = last_member(gcm_payload, "event");
+    high = event != nullptr && event->IsString() &&
+           std::string_view(event->GetString(), event->GetStringLength()) == "message";
+  } else if (pr->IsString() && std::string_view(pr->GetString(), pr->GetStringLength()) == "high") {
+    high = true;
+  } else if (pr->IsString() && std::string_view(pr->GetString(), pr->GetStringLength()) == "normal") {
+    high = false;
+  } else {
+    error = "Invalid GCM option to bouncer: priority " + py_repr(*pr, big);
+    return false;
+  }
+  if (gcm_options != nullptr && gcm_options->IsObject()) {
+    JsonObjectText rest;
+    for_each_unique(*gcm_options, [&](std::string_view k, const Value& v) {
+      if (k != "priority") rest.set(k, to_json(v, big));
+    });
+    if (!rest.empty()) {
+      error = "Invalid GCM options to bouncer: " + rest.text();
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string build_test_apns_body(std::string_view p_json, std::string_view realm_name,
+                                 std::string_view realm_url) {
+  std::string body_text = "This is a test notification from ";
+  body_text += realm_name;
+  body_text += " (";
+  body_text += realm_url;
+  body_text += ").";
+  std::string out = "{\"zulip\":";
+  out += p_json;
+  out += ",\"aps\":{\"alert\":{\"title\":\"Test notification\",\"body\":";
+  append_json_string(out, body_text);
+  out += "},\"sound\":\"default\"}}";
+  return out;
+}
+
+}  // namespace aloha::push

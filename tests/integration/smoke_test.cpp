@@ -1,2 +1,0 @@
-// placeholder
-#include <doctest/doctest.h>
