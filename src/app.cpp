@@ -8,6 +8,8 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/server.h"
+#include "push/notify_service.h"
+#include "push/push_setup.h"
 #include "store/db.h"
 #include "store/store.h"
 
@@ -19,6 +21,7 @@ struct App::Impl {
   std::unique_ptr<store::Store> store;
   std::unique_ptr<api::RateLimiter> limiter;
   std::unique_ptr<push::PusherRegistry> pushers;
+  std::unique_ptr<push::NotifyService> notify;
   std::unique_ptr<api::Router> router;
   std::unique_ptr<http::Server> server;
   uv_prepare_t commit_handle{};   // group commit at the end of every loop iteration
@@ -49,9 +52,12 @@ void App::Impl::begin_shutdown(const char* why) {
   uv_signal_stop(&sigint);
   uv_timer_stop(&maintenance);
   server->shutdown(config.server.shutdown_timeout_ms, [this] {
-    // Every reply has been written or its connection closed: make the last batch durable.
-    store->shutdown();
-    close_handles();
+    // Every reply has been written or its connection closed. Pushes still retrying are reported
+    // retry_later (their content is dropped, never persisted), then the last batch is made durable.
+    pushers->close_all([this] {
+      store->shutdown();
+      close_handles();
+    });
   });
 }
 
@@ -75,9 +81,19 @@ int App::run() {
   d.store->attach_loop(&d.loop);  // WAL fsyncs and checkpoints on the thread pool
   const Clock& clock = SystemClock::instance();
   d.limiter = std::make_unique<api::RateLimiter>(d.config.limits.requests_per_minute, clock);
-  d.pushers = std::make_unique<push::PusherRegistry>();
+  std::string perr;
+  d.pushers = push::build_pushers(&d.loop, d.config, clock, perr);
+  if (!d.pushers) {
+    LOG_ERROR("%s", perr.c_str());
+    d.store->detach_loop();
+    uv_loop_close(&d.loop);
+    return 2;
+  }
+  if (d.pushers->empty())
+    LOG_WARN("no [apns] or [fcm] credentials configured: devices are registered, nothing is sent");
+  d.notify = std::make_unique<push::NotifyService>(clock, d.config.push);
   d.router = std::make_unique<api::Router>(
-      api::Services{d.config, *d.store, *d.limiter, clock, &d.loop, d.pushers.get()});
+      api::Services{d.config, *d.store, *d.limiter, clock, &d.loop, d.pushers.get(), d.notify.get()});
   api::register_all_routes(*d.router);
 
   http::ServerLimits limits;
@@ -118,7 +134,8 @@ int App::run() {
     d.exit_code = 1;
     d.stopping = true;
     d.server.reset();
-    d.close_handles();
+    Impl* self = &d;
+    d.pushers->close_all([self] { self->close_handles(); });
     uv_run(&d.loop, UV_RUN_DEFAULT);
   } else {
     bool v6 = d.config.server.listen_host.find(':') != std::string::npos;

@@ -32,12 +32,7 @@ constexpr const char* kQueueFullRetryAfter = "5";
 
 // The long-lived sending state (dead-token guard, warnings). Services has no slot for it yet, so
 // it is kept here, one per configuration object, and holds no reference to the store or loop.
-push::NotifyService& service_for(Services& svc) {
-  static std::map<const Config*, std::unique_ptr<push::NotifyService>> services;
-  auto& s = services[&svc.config];
-  if (!s) s = std::make_unique<push::NotifyService>(svc.clock, svc.config.push);
-  return *s;
-}
+push::NotifyService& service_for(Services& svc) { return *svc.notify; }
 
 push::BigInts big_ints_of(const JsonDoc& doc) {
   return push::BigInts{&doc, [](const void* ctx, const Value& v) {

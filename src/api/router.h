@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "http/message.h"
 #include "http/server.h"
+#include "push/notify_service.h"
 #include "push/pusher.h"
 #include "store/store.h"
 
@@ -27,6 +28,7 @@ struct Services {
   const Clock& clock;
   uv_loop_t* loop = nullptr;                  // for endpoint timers (notify deadline)
   push::PusherRegistry* pushers = nullptr;    // never null once the app runs (may be empty)
+  push::NotifyService* notify = nullptr;      // dead-token guard and warning state
 };
 
 // One request being answered. Shared so an endpoint can answer after the batch commit.

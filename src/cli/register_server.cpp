@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <rapidjson/document.h>
 
 #include "aloha_version.h"
@@ -22,11 +24,13 @@ constexpr size_t kMaxEchoedBytes = 500;
 const char kUsage[] =
     "usage: aloha-bouncer register-server --url URL --secrets FILE --hostname HOST --email EMAIL\n"
     "                                     [--agree-to-terms-of-service] [--rotate-key]\n"
-    "       aloha-bouncer register-server --url URL --secrets FILE --deactivate\n"
+    "                                     [--ca-file FILE]\n"
+    "       aloha-bouncer register-server --url URL --secrets FILE --deactivate [--ca-file FILE]\n"
     "\n"
     "Registers this server with a push notification bouncer (or updates its registration).\n"
     "\n"
-    "  --url URL        the bouncer's base URL, e.g. http://bouncer.example.net:8080\n"
+    "  --url URL        the bouncer's base URL, e.g. https://bouncer.example.net or\n"
+    "                   http://bouncer.example.net:8080\n"
     "  --secrets FILE   INI file whose [secrets] section holds aloha_org_id and aloha_org_key\n"
     "                   (zulip_org_id/zulip_org_key are read too); created, mode 0600, with a\n"
     "                   new random org id and key when it holds none\n"
@@ -36,6 +40,9 @@ const char kUsage[] =
     "                   accept the bouncer's terms of service without asking\n"
     "  --rotate-key     send a new random org key; it replaces the stored one once accepted\n"
     "  --deactivate     deactivate this server's registration at the bouncer\n"
+    "  --ca-file FILE   PEM file of the CA certificate(s) an https bouncer's certificate must\n"
+    "                   chain to (default: $ALOHA_CA_FILE if set, else the system bundle\n"
+    "                   /etc/ssl/certs/ca-certificates.crt); the host name is always checked\n"
     "  --help           show this text\n"
     "\n"
     "Exit status: 0 success, 1 refused by the bouncer or other failure, 2 usage error.\n";
@@ -150,8 +157,14 @@ int run_deactivate(const RegisterOptions& o, const std::string& base, const Secr
 
 const char* register_server_usage() { return kUsage; }
 
-std::string parse_register_args(const std::vector<std::string>& args, RegisterOptions& out) {
+namespace {
+// The parser behind parse_register_args(). --ca-file configures the transport, not the command:
+// it is parsed (and checked) here like every option but handed to register_server_main(), which
+// builds the HTTPS client from it, since RegisterOptions has no slot for it.
+std::string parse_args(const std::vector<std::string>& args, RegisterOptions& out,
+                       std::string& ca_file) {
   out = RegisterOptions{};
+  ca_file.clear();
   struct ValueOpt {
     const char* name;
     std::string* dest;
@@ -159,7 +172,8 @@ std::string parse_register_args(const std::vector<std::string>& args, RegisterOp
   const ValueOpt value_opts[] = {{"--url", &out.url},
                                  {"--hostname", &out.hostname},
                                  {"--email", &out.email},
-                                 {"--secrets", &out.secrets_path}};
+                                 {"--secrets", &out.secrets_path},
+                                 {"--ca-file", &ca_file}};
   struct FlagOpt {
     const char* name;
     bool* dest;
@@ -221,16 +235,26 @@ std::string parse_register_args(const std::vector<std::string>& args, RegisterOp
   }
   return "";
 }
+}  // namespace
+
+std::string parse_register_args(const std::vector<std::string>& args, RegisterOptions& out) {
+  std::string ca_file;
+  return parse_args(args, out, ca_file);
+}
 
 UrlCheck check_bouncer_url(std::string_view url, std::string& base) {
   base.clear();
-  if (ascii_iequal_prefix(url, "https://")) return UrlCheck::https_unsupported;
-  if (!ascii_iequal_prefix(url, "http://")) return UrlCheck::invalid;
+  // https goes through http_request()'s TLS transport (issue 3), so both schemes are ok;
+  // UrlCheck::https_unsupported is no longer returned.
+  size_t scheme_len = 0;
+  if (ascii_iequal_prefix(url, "https://")) scheme_len = 8;
+  else if (ascii_iequal_prefix(url, "http://")) scheme_len = 7;
+  else return UrlCheck::invalid;
   for (const char c : url) {
     const auto u = static_cast<unsigned char>(c);
     if (u <= 0x20 || u == 0x7f || c == '?' || c == '#') return UrlCheck::invalid;
   }
-  const std::string_view rest = url.substr(7);
+  const std::string_view rest = url.substr(scheme_len);
   const size_t slash = rest.find('/');
   const std::string_view authority = rest.substr(0, slash);
   if (authority.empty() || authority.find('@') != std::string_view::npos) return UrlCheck::invalid;
@@ -305,9 +329,15 @@ CliEnv default_cli_env() {
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
     return true;
   };
-  env.http = [](const std::string& method, const std::string& url,
-                const std::vector<http::Header>& headers, const std::string& body, int timeout_ms) {
-    return http_request(method, url, headers, body, timeout_ms);
+  // https bouncers are verified against $ALOHA_CA_FILE when set (register_server_main() lets
+  // --ca-file override it), else the system bundle.
+  HttpOptions http_opts;
+  if (const char* ca = std::getenv("ALOHA_CA_FILE"); ca != nullptr && *ca != '\0')
+    http_opts.ca_file = ca;
+  env.http = [http_opts](const std::string& method, const std::string& url,
+                         const std::vector<http::Header>& headers, const std::string& body,
+                         int timeout_ms) {
+    return http_request(method, url, headers, body, timeout_ms, http_opts);
   };
   env.new_org_id = [] { return std::string(crypto::random_uuid4()); };
   env.new_org_key = [] { return std::string(crypto::random_alnum(64)); };
@@ -329,15 +359,11 @@ int register_server_run(const std::vector<std::string>& args, const CliEnv& env)
   switch (check_bouncer_url(o.url, base)) {
     case UrlCheck::ok:
       break;
-    case UrlCheck::https_unsupported:
-      std::fprintf(env.err,
-                   "register-server: HTTPS bouncer URLs are not supported yet (HTTPS arrives with "
-                   "the TLS engine); use an http:// URL\n");
-      return kExitUsage;
+    case UrlCheck::https_unsupported:  // not returned any more; treated as invalid if it were
     case UrlCheck::invalid:
       std::fprintf(env.err,
-                   "register-server: --url must look like http://HOST[:PORT][/PATH] (no query, "
-                   "fragment or user-info)\n\n%s",
+                   "register-server: --url must look like https://HOST[:PORT][/PATH] or "
+                   "http://HOST[:PORT][/PATH] (no query, fragment or user-info)\n\n%s",
                    kUsage);
       return kExitUsage;
   }
@@ -505,7 +531,20 @@ int register_server_run(const std::vector<std::string>& args, const CliEnv& env)
 int register_server_main(int argc, char** argv) {
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
-  return register_server_run(args, default_cli_env());
+  CliEnv env = default_cli_env();
+  RegisterOptions unused;
+  std::string ca_file;
+  // Argument errors are reported by register_server_run(); here only --ca-file is taken.
+  if (parse_args(args, unused, ca_file).empty() && !ca_file.empty()) {
+    HttpOptions http_opts;
+    http_opts.ca_file = ca_file;
+    env.http = [http_opts](const std::string& method, const std::string& url,
+                           const std::vector<http::Header>& headers, const std::string& body,
+                           int timeout_ms) {
+      return http_request(method, url, headers, body, timeout_ms, http_opts);
+    };
+  }
+  return register_server_run(args, env);
 }
 
 }  // namespace aloha::cli

@@ -327,8 +327,9 @@ void OAuthTokenCache::on_fetched(int status, std::string_view body) {
     LOG_ERROR("fcm: token endpoint refused the service-account assertion (HTTP %d); check the "
               "credentials file; retrying in %lld ms", status, static_cast<long long>(delay));
   else
-    LOG_WARN("fcm: token endpoint unavailable (%s %d); retrying in %lld ms",
-             status == 0 ? "transport failure" : "HTTP", status, static_cast<long long>(delay));
+    LOG_WARN("fcm: token endpoint unavailable (%s, status %d); retrying in %lld ms",
+             status == 0 ? "no answer" : status == 200 ? "unusable answer" : "HTTP error", status,
+             static_cast<long long>(delay));
   schedule_(delay);
   fail_waiters(last_failure_);
 }

@@ -3,6 +3,9 @@
 // recording fetcher and a recording scheduler (no sockets).
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +27,27 @@ std::string data_dir() {
   return d ? std::string(d) : std::string("tests/data");
 }
 
+// The checked-in service account has a "PORT" placeholder in token_uri: tests use a copy with a
+// real port written in.
+std::string sa_copy_path() {
+  static std::string path;
+  if (!path.empty()) return path;
+  std::string text;
+  FILE* in = std::fopen((data_dir() + "/tls/fcm-service-account.json").c_str(), "rb");
+  REQUIRE(in != nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) text.append(buf, n);
+  std::fclose(in);
+  for (size_t p; (p = text.find("localhost:PORT")) != std::string::npos;) text.replace(p, 14, "localhost:8443");
+  path = "/tmp/aloha-unit-sa-" + std::to_string(::getpid()) + ".json";
+  FILE* out = std::fopen(path.c_str(), "wb");
+  REQUIRE(out != nullptr);
+  std::fwrite(text.data(), 1, text.size(), out);
+  std::fclose(out);
+  return path;
+}
+
 std::string read_all(const std::string& path) {
   std::string out;
   FILE* f = std::fopen(path.c_str(), "rb");
@@ -42,7 +66,7 @@ bool b64url_decode(std::string_view in, std::string& out) {
   return enc::base64_decode(s, out);
 }
 
-std::string sa_path() { return data_dir() + "/tls/fcm-service-account.json"; }
+std::string sa_path() { return sa_copy_path(); }
 
 struct Loaded {
   ServiceAccount sa;
@@ -111,7 +135,9 @@ TEST_CASE("oauth: parses the service-account JSON and its token_uri") {
   Loaded l = load();
   CHECK(l.sa.project_id == "aloha-test-project");
   CHECK(l.sa.client_email == "aloha-test@aloha-test-project.iam.gserviceaccount.com");
-  CHECK(l.sa.token_uri == "https://localhost:PORT/token");
+  CHECK(l.sa.token_uri == "https://localhost:8443/token");
+  CHECK(l.sa.token_url.authority == "localhost:8443");
+  CHECK(l.sa.token_url.path == "/token");
   CHECK(l.key->is_rsa());
 }
 
