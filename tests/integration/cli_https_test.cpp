@@ -5,6 +5,7 @@
 // more than one address (the proxy listens on 127.0.0.1 only). All waits are bounded.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -186,6 +187,21 @@ TEST_CASE("http_request over https: a CA that did not sign the certificate fails
   CHECK(proxy.forwarded() == 0);
 }
 
+TEST_CASE("http_request over https: a plain HTTP port fails the handshake at once, no hang") {
+  test::BouncerProcess b;
+  cli::HttpOptions o;
+  o.ca_file = test_ca();
+  const auto t0 = std::chrono::steady_clock::now();
+  const cli::HttpResult r = cli::http_request(
+      "GET", "https://localhost:" + std::to_string(b.port()) + "/health", {}, "", 8000, o);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - t0).count();
+  INFO("error: ", r.error);
+  CHECK(r.status == 0);
+  CHECK(r.error.find("TLS handshake with localhost failed") != std::string::npos);
+  CHECK(ms < 6000);  // the bouncer answers the ClientHello with 400 and closes
+}
+
 TEST_CASE("HttpConnection over TLS: 5 MiB each way, then a second request on the same connection") {
   test::BouncerProcess b;
   TlsProxy proxy(b.port());
@@ -245,6 +261,16 @@ TEST_CASE("register-server binary over https: --ca-file with the test CA registe
   CHECK(plain.status.code == 0);
   CHECK(plain.out.find("Updated registration") != std::string::npos);
   CHECK(proxy.forwarded() == 2);
+
+  // Deactivation over https too: exit 0 needs the bouncer's 200 to HTTP Basic with the stored
+  // id and key (api.md §2, §3), so the credentials made it through the TLS front end intact.
+  CliRun off = run_cli({"--url", proxy.url(""), "--secrets", secrets, "--deactivate", "--ca-file",
+                        test_ca()});
+  INFO("deactivate stdout: ", off.out, "\nstderr: ", off.err);
+  CHECK(off.status.exited);
+  CHECK(off.status.code == 0);
+  CHECK(off.out.find("Deactivated the registration") != std::string::npos);
+  CHECK(proxy.forwarded() == 3);
 }
 
 TEST_CASE("register-server binary over https: a wrong CA fails with a certificate error, exit 1, "

@@ -38,8 +38,9 @@ class Conn {
   void on_closed();
   void fill();
   void flush();
-  // Drops the connection: requests in flight count as unfinished; reopens unless stopping.
-  void fail();
+  // Drops the connection: requests in flight count as unfinished; reopens unless stopping, at
+  // once after an orderly close (the server said Connection: close), else after a pause.
+  void fail(bool orderly = false);
 
   static void connect_cb(uv_connect_t* req, int status) noexcept;
   static void alloc_cb(uv_handle_t* h, size_t, uv_buf_t* buf) noexcept;
@@ -57,6 +58,7 @@ class Conn {
   uv_timer_t retry_timer_{};
   bool writing_ = false;
   bool final_close_ = false;
+  bool orderly_close_ = false;
   std::string out_, wbuf_;             // queued requests / requests being written
   std::vector<uint64_t> started_;      // ring of queue times, one per request in flight
   size_t head_ = 0, in_flight_ = 0;
@@ -193,7 +195,7 @@ void Conn::on_read(ssize_t nread) {
     }
   }
   if (must_close) {
-    fail();  // the server closes after this answer: reopen (requests behind it are lost)
+    fail(true);  // the server closes after this answer: reopen (requests behind it are lost)
   } else {
     fill();
   }
@@ -253,8 +255,9 @@ void Conn::on_write(int status) {
   flush();
 }
 
-void Conn::fail() {
+void Conn::fail(bool orderly) {
   if (state_ != State::open) return;
+  orderly_close_ = orderly;
   d_.on_lost(in_flight_);
   in_flight_ = 0;
   head_ = 0;
@@ -275,9 +278,10 @@ void Conn::on_closed() {
     if (final_close_) uv_close(reinterpret_cast<uv_handle_t*>(&retry_timer_), nullptr);
     return;
   }
-  // Reopen after a pause so a refusing server does not make us spin.
+  // Reopen; after a failure only after a pause, so a refusing server does not make us spin.
   d_.on_reconnect();
-  uv_timer_start(&retry_timer_, retry_cb, 50, 0);
+  uv_timer_start(&retry_timer_, retry_cb, orderly_close_ ? 0 : 50, 0);
+  orderly_close_ = false;
 }
 
 void Conn::retry_cb(uv_timer_t* t) noexcept {

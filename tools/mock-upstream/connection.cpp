@@ -309,11 +309,12 @@ void Connection::execute(Stream* s) {
       std::snprintf(status, sizeof status, "%d", r.status);
       const std::string status_str(status);
       const std::string length = std::to_string(r.body.size());
-      nghttp2_nv nva[4];
+      nghttp2_nv nva[5];
       size_t n = 0;
       nva[n++] = NV(":status", status_str);
       if (!r.apns_id.empty()) nva[n++] = NV("apns-id", r.apns_id);
       if (!r.content_type.empty()) nva[n++] = NV("content-type", r.content_type);
+      if (!r.retry_after.empty()) nva[n++] = NV("retry-after", r.retry_after);
       if (!r.body.empty()) nva[n++] = NV("content-length", length);
       nghttp2_data_provider prd{};
       prd.source.ptr = s;

@@ -38,6 +38,7 @@ void Reply::clear() {
   status = 200;
   apns_id.clear();
   content_type.clear();
+  retry_after.clear();
   body.clear();
   delay_ms = 0;
   token_auth_success = false;

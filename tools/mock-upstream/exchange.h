@@ -47,6 +47,7 @@ struct Reply {
   int status = 200;
   std::string apns_id;       // sent as `apns-id` when non-empty
   std::string content_type;  // sent when non-empty
+  std::string retry_after;   // sent as `retry-after` when non-empty (429/503 answers)
   std::string body;
   int64_t delay_ms = 0;      // respond this much later (loop time)
   bool token_auth_success = false;  // 200 under JWT auth: raises SETTINGS_MAX_CONCURRENT_STREAMS

@@ -332,7 +332,8 @@ void FcmSendHandler::handle(const Request& req, Reply& reply) {
       return error(reply, 403, "fcm_sender_id_mismatch",
                    fcm_error(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH"));
     case FcmBehaviour::quota_exceeded:
-      // Google sends Retry-After here; Reply cannot carry extra headers yet (see report).
+      // Google sends Retry-After with QUOTA_EXCEEDED; the pusher must wait at least 60 s anyway.
+      reply.retry_after = "61";
       return error(reply, 429, "fcm_quota_exceeded",
                    fcm_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded.", "QUOTA_EXCEEDED"));
     case FcmBehaviour::internal:
