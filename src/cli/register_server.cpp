@@ -244,8 +244,7 @@ std::string parse_register_args(const std::vector<std::string>& args, RegisterOp
 
 UrlCheck check_bouncer_url(std::string_view url, std::string& base) {
   base.clear();
-  // https goes through http_request()'s TLS transport (issue 3), so both schemes are ok;
-  // UrlCheck::https_unsupported is no longer returned.
+  // https goes through http_request()'s TLS transport, so both schemes are ok.
   size_t scheme_len = 0;
   if (ascii_iequal_prefix(url, "https://")) scheme_len = 8;
   else if (ascii_iequal_prefix(url, "http://")) scheme_len = 7;
@@ -359,7 +358,6 @@ int register_server_run(const std::vector<std::string>& args, const CliEnv& env)
   switch (check_bouncer_url(o.url, base)) {
     case UrlCheck::ok:
       break;
-    case UrlCheck::https_unsupported:  // not returned any more; treated as invalid if it were
     case UrlCheck::invalid:
       std::fprintf(env.err,
                    "register-server: --url must look like https://HOST[:PORT][/PATH] or "

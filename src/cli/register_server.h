@@ -17,7 +17,7 @@ namespace aloha::cli {
 // Exit statuses of the command.
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;  // the bouncer refused, network or file errors
-inline constexpr int kExitUsage = 2;    // bad arguments, https URL, no terms acceptance on non-tty
+inline constexpr int kExitUsage = 2;    // bad arguments, bad URL, no terms acceptance on non-tty
 
 struct RegisterOptions {
   std::string url;
@@ -37,7 +37,7 @@ std::string parse_register_args(const std::vector<std::string>& args, RegisterOp
 // The usage text (ends in '\n').
 const char* register_server_usage();
 
-enum class UrlCheck { ok, https_unsupported, invalid };
+enum class UrlCheck { ok, invalid };
 // Accepts "http://host[:port][/prefix]"; `base` gets the URL without trailing slashes, to which
 // "/api/v1/remotes/..." is appended.
 UrlCheck check_bouncer_url(std::string_view url, std::string& base);

@@ -112,7 +112,9 @@ Conn::Conn(Driver& d, size_t index, size_t pipeline) : d_(d), index_(index), sta
   retry_timer_.data = this;
 }
 
-void Conn::start() { connect(); }
+void Conn::start() {
+  if (!final_close_) connect();
+}
 
 void Conn::connect() {
   uv_tcp_init(d_.loop(), &tcp_);
