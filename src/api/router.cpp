@@ -62,6 +62,8 @@ void Router::handle(http::Request&& req, http::Reply reply) {
     return;
   }
   try {
+    // One read transaction per loop iteration for every lookup of the requests it handles.
+    svc_.store.db().begin_read();
     dispatch(route, ex);
   } catch (const ApiError& e) {
     ex->respond(error_response(e));

@@ -47,6 +47,9 @@ Connection::Connection(uv_loop_t* loop, const net::TlsContext* tls, ConnectionOp
   uv_timer_init(loop_, &timer_);
   timer_.data = this;
   ++open_handles_;
+  uv_prepare_init(loop_, &flush_);
+  flush_.data = this;
+  ++open_handles_;
   session_ = std::make_unique<Session>(opt_.session);
   arm_timer(opt_.connect_timeout_ms * 4 + opt_.handshake_timeout_ms);  // overall set-up bound
 }
@@ -63,14 +66,14 @@ uint64_t Connection::submit(H2Request request, Completion done) {
   if (state_ != ConnState::connected) return 0;
   if (request.authority.empty()) request.authority = opt_.authority;
   uint64_t id = session_->submit(std::move(request), std::move(done));
-  if (id) pump();
+  if (id) schedule_pump();
   return id;
 }
 
 bool Connection::cancel(uint64_t request_id) {
   if (!session_) return false;
   bool found = session_->cancel(request_id);
-  if (found && state_ != ConnState::closed) pump();
+  if (found && state_ != ConnState::closed) schedule_pump();
   return found;
 }
 
@@ -261,6 +264,17 @@ void Connection::after_session_events() {
   if (listener_) listener_->on_conn_capacity(this);
 }
 
+void Connection::schedule_pump() {
+  if (flush_scheduled_ || state_ == ConnState::closed) return;
+  flush_scheduled_ = true;
+  uv_prepare_start(&flush_, [](uv_prepare_t* h) noexcept {
+    auto* self = static_cast<Connection*>(h->data);
+    uv_prepare_stop(h);
+    self->flush_scheduled_ = false;
+    self->pump();
+  });
+}
+
 void Connection::pump() {
   // Moves h2 output → TLS → socket. Re-entrant calls (a completion submitting more) only set a
   // flag; the outer loop picks the work up.
@@ -371,6 +385,13 @@ void Connection::close_with(const std::string& error) {
   }
   uv_timer_stop(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) noexcept {
+    auto* self = static_cast<Connection*>(h->data);
+    --self->open_handles_;
+    self->handle_closed();
+  });
+  uv_prepare_stop(&flush_);
+  flush_scheduled_ = false;
+  uv_close(reinterpret_cast<uv_handle_t*>(&flush_), [](uv_handle_t* h) noexcept {
     auto* self = static_cast<Connection*>(h->data);
     --self->open_handles_;
     self->handle_closed();

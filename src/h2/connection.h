@@ -107,6 +107,7 @@ class Connection final : public Conn {
   void on_timer();
   void arm_timer(int64_t ms);
   void pump();
+  void schedule_pump();
   bool write_ciphertext(std::string data);
   void flush_tls();
   void close_with(const std::string& error);
@@ -128,7 +129,11 @@ class Connection final : public Conn {
   net::Connector* connector_ = nullptr;
   uv_tcp_t* tcp_ = nullptr;
   uv_timer_t timer_{};
-  int open_handles_ = 0;    // timer + tcp; the last close callback deletes the object
+  // Output of submit()/cancel() is written once per loop iteration (just before libuv polls), so
+  // the pushes of one iteration share TLS records and one write() instead of one each.
+  uv_prepare_t flush_{};
+  bool flush_scheduled_ = false;
+  int open_handles_ = 0;    // timer + flush + tcp; the last close callback deletes the object
   size_t write_bytes_ = 0;  // bytes in uv_write requests not yet completed
   std::unique_ptr<net::TlsSession> tls_;
   std::unique_ptr<Session> session_;

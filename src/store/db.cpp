@@ -68,6 +68,7 @@ Database::Database(const std::string& path, const DatabaseOptions& opts)
   }
   begin_ = std::make_unique<Stmt>(conn_.db, "BEGIN IMMEDIATE");
   commit_ = std::make_unique<Stmt>(conn_.db, "COMMIT");
+  begin_read_ = std::make_unique<Stmt>(conn_.db, "BEGIN DEFERRED");
   rollback_ = std::make_unique<Stmt>(conn_.db, "ROLLBACK");
   savepoint_ = std::make_unique<Stmt>(conn_.db, "SAVEPOINT w");
   release_ = std::make_unique<Stmt>(conn_.db, "RELEASE w");
@@ -76,6 +77,7 @@ Database::Database(const std::string& path, const DatabaseOptions& opts)
 
 Database::~Database() {
   if (depth_ > 0) LOG_ERROR("store: database closed inside write()");
+  end_read();
   if (batch_open_) commit_batch();
   if (queued_callbacks() > 0)
     LOG_WARN("store: %zu after-commit callbacks dropped at close (shutdown() was not called)",
@@ -222,7 +224,33 @@ void Database::exec(std::string_view sql) {
   }
 }
 
+void Database::begin_read() noexcept {
+  if (read_open_ || batch_open_ || depth_ > 0 || !sqlite3_get_autocommit(conn_.db)) return;
+  try {
+    auto u = begin_read_->use();
+    begin_read_->exec();
+    read_open_ = true;
+  } catch (const StoreError& e) {
+    LOG_WARN("store: BEGIN for reads failed (statements run in autocommit): %s", e.what());
+  }
+}
+
+void Database::end_read() noexcept {
+  if (!read_open_) return;
+  read_open_ = false;
+  if (sqlite3_get_autocommit(conn_.db)) return;
+  try {
+    auto u = commit_->use();
+    commit_->exec();
+  } catch (const StoreError& e) {
+    LOG_WARN("store: ending the read transaction failed: %s", e.what());
+    if (!sqlite3_get_autocommit(conn_.db)) sqlite3_exec(conn_.db, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+}
+
 void Database::begin_write() {
+  // A read transaction of this iteration ends first: the batch takes the write lock up front.
+  if (depth_ == 0) end_read();
   if (depth_ == 0) {
     // Bound the size of one transaction (and of the WAL it leaves): past max_batch_writes the
     // batch is committed early; its callbacks still run at the next flush(), in order.
@@ -343,6 +371,7 @@ void Database::flush() noexcept {
   }
   if (flushing_) return;  // from a callback or an inline sync completion: the running flush goes on
   flushing_ = true;
+  end_read();
   // Callbacks may write and queue callbacks again; give them a few rounds so their work does not
   // sit uncommitted while the loop sleeps in poll.
   constexpr int kRounds = 8;

@@ -93,6 +93,12 @@ class Database {
   // HTTP server). Callbacks run on the loop thread, from flush() or a sync completion.
   void after_commit(std::function<void(bool ok)> cb);
 
+  // Opens a read transaction for the rest of this loop iteration unless a transaction is open
+  // already; flush() ends it. Point lookups inside it share one snapshot and one set of WAL-index
+  // locks instead of taking and dropping them (several fcntl() calls) per statement. The router
+  // calls it once per request.
+  void begin_read() noexcept;
+
   // Commit the open batch (if any; no fsync), hand committed batches to the syncer when no sync
   // is in flight, and run the callbacks whose outcome is known, in order. The app calls this from
   // a uv_prepare handle; a sync completion calls it too. Writes and callbacks queued by the
@@ -176,6 +182,7 @@ class Database {
   void migrate();
   std::string pragma_text(const char* sql);
   void begin_write();
+  void end_read() noexcept;
   void end_write();
   void abort_write() noexcept;
   void commit_batch() noexcept;
@@ -190,6 +197,8 @@ class Database {
   Fd dir_fd_;   // the database's directory, synced when the WAL file was (re)created
   std::vector<int> retired_fds_;  // replaced WAL fds a superseded sync may still use (<= 16)
   std::unique_ptr<Stmt> begin_, commit_, rollback_, savepoint_, release_, rollback_to_;
+  std::unique_ptr<Stmt> begin_read_;
+  bool read_open_ = false;  // a read-only (deferred) transaction from begin_read()
 
   bool batch_open_ = false;
   int depth_ = 0;             // nesting of write() calls
