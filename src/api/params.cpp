@@ -285,10 +285,58 @@ void check_max_length(std::string_view name, std::string_view value, std::size_t
 
 // ---- JsonDoc ----
 
-JsonDoc::JsonDoc() : doc_(std::make_unique<rapidjson::Document>()) {}
+struct JsonDocSlot {
+  alignas(16) char buffer[8192];
+  rapidjson::MemoryPoolAllocator<> alloc{buffer, sizeof buffer, 16 * 1024};
+  rapidjson::Document doc{&alloc};
+
+  void clear() {
+    doc.~GenericDocument();
+    alloc.Clear();  // frees extra chunks; the embedded buffer is kept
+    new (&doc) rapidjson::Document(&alloc);
+  }
+};
+
+namespace {
+// Loop-thread free list of document slots (bounded: slots beyond it are freed).
+std::vector<JsonDocSlot*>& slot_pool() {
+  thread_local std::vector<JsonDocSlot*> pool;
+  return pool;
+}
+constexpr size_t kMaxPooledSlots = 64;
+}  // namespace
+
+void JsonDocSlotDeleter::operator()(JsonDocSlot* s) const noexcept {
+  auto& pool = slot_pool();
+  if (pool.size() < kMaxPooledSlots) {
+    s->clear();
+    pool.push_back(s);
+  } else {
+    delete s;
+  }
+}
+
+void JsonDoc::reset_doc() {
+  auto& pool = slot_pool();
+  if (!pool.empty()) {
+    doc_.reset(pool.back());
+    pool.pop_back();
+  } else {
+    doc_.reset(new JsonDocSlot());
+  }
+}
+
+const rapidjson::Value& JsonDoc::root() const { return doc_->doc; }
+rapidjson::Document& JsonDoc::document() { return doc_->doc; }
+
+JsonDoc::JsonDoc() { reset_doc(); }
 
 bool JsonDoc::parse(std::string_view text) {
-  doc_ = std::make_unique<rapidjson::Document>();
+  if (doc_->doc.IsNull() && doc_->alloc.Size() == 0) {
+    // fresh slot: nothing to clear
+  } else {
+    doc_->clear();
+  }
   big_ints_.clear();
   // RapidJSON's streams treat NUL as the end of input, which would hide trailing bytes; a raw NUL
   // is never valid JSON (RFC 8259 §7 requires it escaped inside strings).
@@ -311,18 +359,18 @@ bool JsonDoc::parse(std::string_view text) {
     big = std::move(builder.big());
     return ok;
   };
-  doc_->Populate(generator);
+  doc_->doc.Populate(generator);
   if (!ok && code == rapidjson::kParseErrorNumberTooBig) {
     defused = defuse_numbers(text, originals);
-    if (!originals.empty()) doc_->Populate(generator);
+    if (!originals.empty()) doc_->doc.Populate(generator);
   }
   if (!ok) {
-    doc_ = std::make_unique<rapidjson::Document>();
+    doc_->clear();
     return false;
   }
   // Resolve the recorded positions now that the DOM no longer moves.
   for (auto& b : big) {
-    const Value* v = doc_.get();
+    const Value* v = &doc_->doc;
     for (SizeType i : b.path) v = v->IsObject() ? &(v->MemberBegin() + i)->value : &(*v)[i];
     big_ints_.emplace(v, std::move(b.text));
   }

@@ -62,6 +62,14 @@ void check_max_length(std::string_view name, std::string_view value, std::size_t
 // RapidJSON's; integers that fit int64/uint64 are stored exactly, larger ones as the nearest
 // double, with their exact decimal text available from big_int_text(). Movable; the DOM lives on
 // the heap, so pointers into it stay valid across moves.
+// A DOM whose allocator starts on an embedded buffer; recycled through a small free list, so
+// parsing a request body usually costs no malloc at all (RapidJSON's default allocator takes a
+// fresh 64 KiB chunk per document).
+struct JsonDocSlot;
+struct JsonDocSlotDeleter {
+  void operator()(JsonDocSlot* s) const noexcept;
+};
+
 class JsonDoc {
  public:
   // Deeper nesting is rejected (Python's json gives up near 1000 levels with RecursionError).
@@ -72,9 +80,9 @@ class JsonDoc {
   // UTF-8 (lone surrogate escapes are rejected). False on any error; root() is then null.
   bool parse(std::string_view text);
 
-  const rapidjson::Value& root() const { return *doc_; }
+  const rapidjson::Value& root() const;
   // For in-place rewrites (e.g. zulip_message_ids). A replaced big-integer value loses its text.
-  rapidjson::Document& document() { return *doc_; }
+  rapidjson::Document& document();
 
   // Exact decimal text of an integer literal beyond 64 bits (stored as a double), else nullptr.
   const std::string* big_int_text(const rapidjson::Value& v) const;
@@ -85,7 +93,8 @@ class JsonDoc {
   std::optional<JsonInt> as_int(const rapidjson::Value& v) const;
 
  private:
-  std::unique_ptr<rapidjson::Document> doc_;
+  void reset_doc();
+  std::unique_ptr<JsonDocSlot, JsonDocSlotDeleter> doc_;
   std::unordered_map<const rapidjson::Value*, std::string> big_ints_;
 };
 
