@@ -1,4 +1,4 @@
-#include "app.h"
+#include "aloha/app.h"
 
 #include <csignal>
 #include <uv.h>

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "aloha_version.h"
-#include "app.h"
+#include "aloha/app.h"
 #include "cli/register_server.h"
 #include "core/config.h"
 

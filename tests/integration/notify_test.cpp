@@ -256,4 +256,34 @@ TEST_CASE("push/notify via the mock: a stalled app does not hold up another app"
   CHECK(healthy.stats().find("\"200\":1") != std::string::npos);
 }
 
+TEST_CASE("push/notify via the mock: counters per server and per realm; realm object in the answer") {
+  MockUpstream mock;
+  TempDir dir;
+  BouncerProcess b(mock.apns_section() + "[push]\nnotify_deadline = 5s\n", &dir);
+  auto s = register_server(b, "realmcount.aloha-test.org");
+  CHECK(b.stop().ok());
+  const std::string realm = "1f1f1f1f-2222-4333-8444-555566667777";
+  exec_sql(b.db_path(), "INSERT INTO realms (server_id, uuid, created_ms, last_updated_ms) SELECT id, '" + realm +
+                            "', 0, 0 FROM servers WHERE uuid = '" + s.uuid + "'");
+  b.restart();
+  const std::string t1 = "a2" + std::string(62, '5');
+  const std::string t2 = "a3" + std::string(62, '6');
+  reg_device(b, s, 1, t1, {{"user_id", "3"}, {"realm_uuid", realm}});
+  reg_device(b, s, 1, t2, {{"user_id", "3"}, {"realm_uuid", realm}});
+  HttpResult r = post_json(b, "push/notify",
+                           R"({"user_id":3,"realm_uuid":")" + realm + R"(","apns_payload":{"alert":"x"}})", s);
+  CHECK(r.status == 200);
+  CHECK(r.body.find(R"("realm":{"can_push":true,"expected_end_timestamp":null})") != std::string::npos);
+  CHECK(b.stop().ok());
+  const std::string db = b.db_path();
+  auto count = [&](const char* where, const char* prop) {
+    return sql_int(db, std::string("SELECT coalesce(sum(value), 0) FROM push_counters WHERE ") + where +
+                           " AND property = '" + prop + "'");
+  };
+  CHECK(count("realm_id IS NULL", "mobile_pushes_received::day") == 2);
+  CHECK(count("realm_id IS NULL", "mobile_pushes_forwarded::day") == 2);
+  CHECK(count("realm_id IS NOT NULL", "mobile_pushes_received::day") == 2);
+  CHECK(count("realm_id IS NOT NULL", "mobile_pushes_forwarded::day") == 2);
+}
+
 }  // TEST_SUITE

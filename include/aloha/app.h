@@ -1,5 +1,6 @@
-// App: the composition root. Owns the libuv loop, the store, the rate limiter, the router and the
-// HTTP server, and defines the start-up and shutdown order (architecture.md).
+// Public entry of the aloha library (what the binary links). App is the composition root: it owns
+// the libuv loop, the store, the pushers, the rate limiter, the router and the HTTP server, and
+// defines the start-up and shutdown order (architecture.md).
 #pragma once
 #include <memory>
 #include <string>
