@@ -2,13 +2,9 @@
 // nothing), then send to all of the user's devices at once over APNs and FCM and answer when every
 // send has an outcome or at [push] notify_deadline. Payloads are notification content: they go
 // only into the PushMessages handed to the pushers; nothing here logs, stores or echoes them.
-#include <map>
 #include <memory>
-#include <mutex>
-#include <set>
 #include <string>
-#include <unordered_map>
-#include <unordered_set>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -82,60 +78,41 @@ push::Pusher* pusher_for(Services& svc, int kind, const std::optional<std::strin
   return svc.pushers->apns_for(ios_app_id ? std::string_view(*ios_app_id) : std::string_view());
 }
 
-// One device to send to: the row kept for a token (api.md step 2).
-struct Target {
-  const store::DeviceRow* row;
-  push::Pusher* pusher;  // nullptr: no credentials for it
+// What step 2 decided for each row of the user's devices (one entry per row, one allocation).
+struct RowPlan {
+  bool gone = false;              // an id-row shadowed by a uuid-row for the same token: deleted
+  bool send = false;              // the row kept for its (kind, token): one send
+  push::Pusher* pusher = nullptr;  // for send rows; nullptr: no credentials for it
 };
 
-// Requires every pusher to accept its share now, so a request is refused before anything is sent.
-void check_capacity(const std::vector<Target>& targets) {
-  std::vector<std::pair<push::Pusher*, size_t>> per;
-  for (const auto& t : targets) {
-    if (t.pusher == nullptr) continue;
-    bool found = false;
-    for (auto& [p, n] : per)
-      if (p == t.pusher) {
-        ++n;
-        found = true;
-      }
-    if (!found) per.emplace_back(t.pusher, 1);
+// normalize_token(kind, a) == normalize_token(kind, b) without building either string (APNs
+// tokens compare case-insensitively, api.md push/register).
+bool same_token(int kind, std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  if (kind != store::kKindApns) return a == b;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
   }
-  for (const auto& [p, n] : per)
-    if (!p->has_capacity(n)) throw queue_full(p->name());
+  return true;
 }
 
-std::string deleted_devices_json(const std::vector<store::DeviceRow>& rows_after, const Value& android,
-                                 const Value& apple) {
-  std::unordered_set<std::string_view> fcm_tokens;
-  std::unordered_set<std::string> apns_norms;
-  for (const auto& r : rows_after) {
-    if (r.kind == store::kKindFcm) fcm_tokens.insert(r.token);
-    else if (r.kind == store::kKindApns) apns_norms.insert(store::normalize_token(r.kind, r.token));
+// Requires every pusher to accept its share now, so a request is refused before anything is sent.
+// Counted per distinct pusher by scanning (rows are bounded by kMaxDevicesPerIdentity; usually
+// there are one or two pushers), so no map is built per request.
+void check_capacity(const std::vector<RowPlan>& plan) {
+  for (size_t i = 0; i < plan.size(); ++i) {
+    push::Pusher* p = plan[i].send ? plan[i].pusher : nullptr;
+    if (p == nullptr) continue;
+    bool seen = false;
+    for (size_t j = 0; j < i && !seen; ++j) seen = plan[j].send && plan[j].pusher == p;
+    if (seen) continue;
+    size_t n = 0;
+    for (size_t j = i; j < plan.size(); ++j) n += (plan[j].send && plan[j].pusher == p) ? 1 : 0;
+    if (!p->has_capacity(n)) throw queue_full(p->name());
   }
-  // std::set<std::string> orders by unsigned bytes: code point order for UTF-8 (api.md step 6).
-  std::set<std::string> a, b;
-  for (const auto& t : android.GetArray()) {
-    std::string_view s(t.GetString(), t.GetStringLength());
-    if (!fcm_tokens.count(s)) a.emplace(s);
-  }
-  std::unordered_map<std::string, std::string_view> first_spelling;
-  for (const auto& t : apple.GetArray()) {
-    std::string_view s(t.GetString(), t.GetStringLength());
-    std::string lower = store::normalize_token(store::kKindApns, s);
-    auto [it, fresh] = first_spelling.emplace(lower, s);
-    if (fresh) {
-      if (!apns_norms.count(lower)) b.emplace(s);
-    } else if (it->second != s) {
-      b.emplace(s);  // a case-duplicate of an earlier spelling, reported whether or not a row exists
-    }
-  }
-  std::string out = "{\"android_devices\":";
-  out += json_list(std::vector<std::string>(a.begin(), a.end()));
-  out += ",\"apple_devices\":";
-  out += json_list(std::vector<std::string>(b.begin(), b.end()));
-  out += '}';
-  return out;
 }
 
 void push_notify(Services& svc, const ExchangePtr& ex) {
@@ -150,9 +127,9 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
   const Value* apns_payload = jb.get("apns_payload", JType::dict, Presence::optional);
   const Value* gcm_options = jb.get("gcm_options", JType::dict, Presence::optional);
   const Value* android = jb.get("android_devices", JType::list, Presence::optional);
-  if (android) expect_items(jb.doc(), *android, JsonBody::path_of("android_devices"), JType::string);
+  if (android) expect_items(jb.doc(), *android, R"(request["android_devices"])", JType::string);
   const Value* apple = jb.get("apple_devices", JType::list, Presence::optional);
-  if (apple) expect_items(jb.doc(), *apple, JsonBody::path_of("apple_devices"), JType::string);
+  if (apple) expect_items(jb.doc(), *apple, R"(request["apple_devices"])", JType::string);
   // Absent objects and lists are empty ones (no allocation: RapidJSON empty values own nothing).
   static const Value kEmptyObject(rapidjson::kObjectType);
   static const Value kEmptyArray(rapidjson::kArrayType);
@@ -170,33 +147,32 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
   // Step 2: the user's devices (OR rule); an id-row and a uuid-row for one token: the id-row goes.
   const int64_t server_id = ex->server->id;
   std::vector<store::DeviceRow> rows = svc.store.devices().for_identity(server_id, id.user_id, uuid_view(id));
-  std::vector<std::string> norms;
-  norms.reserve(rows.size());
-  for (const auto& r : rows) norms.push_back(store::normalize_token(r.kind, r.token));
-  std::vector<bool> gone(rows.size(), false);
+  std::vector<RowPlan> plan(rows.size());
   std::vector<int64_t> delete_ids;
-  std::vector<size_t> send_rows;  // one row per distinct (kind, token)
+  auto same = [&](size_t a, size_t b) {
+    return rows[a].kind == rows[b].kind && same_token(rows[a].kind, rows[a].token, rows[b].token);
+  };
   for (size_t i = 0; i < rows.size(); ++i) {
     bool first = true;
     bool group_has_uuid = false;
     for (size_t j = 0; j < rows.size(); ++j) {
-      if (rows[j].kind != rows[i].kind || norms[j] != norms[i]) continue;
+      if (!same(i, j)) continue;
       if (j < i) first = false;
       if (rows[j].user_uuid) group_has_uuid = true;
     }
     if (!first) continue;
     // Process the group once, at its first row.
-    std::optional<size_t> keep;
+    bool kept = false;
     for (size_t j = i; j < rows.size(); ++j) {
-      if (rows[j].kind != rows[i].kind || norms[j] != norms[i]) continue;
+      if (!same(i, j)) continue;
       if (group_has_uuid && !rows[j].user_uuid) {
-        gone[j] = true;
+        plan[j].gone = true;
         delete_ids.push_back(rows[j].id);
-      } else if (!keep) {
-        keep = j;
+      } else if (!kept) {
+        plan[j].send = true;  // one row per distinct (kind, token)
+        kept = true;
       }
     }
-    if (keep) send_rows.push_back(*keep);
   }
   if (!delete_ids.empty()) {
     svc.store.db().write([&] {
@@ -204,15 +180,17 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
     });
   }
   int64_t n_android = 0, n_apple = 0;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    if (gone[i]) continue;
-    if (rows[i].kind == store::kKindFcm) ++n_android;
-    else if (rows[i].kind == store::kKindApns) ++n_apple;
-  }
   bool any_fcm = false, any_apns = false;
-  for (size_t i : send_rows) {
-    any_fcm |= rows[i].kind == store::kKindFcm;
-    any_apns |= rows[i].kind == store::kKindApns;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const bool fcm = rows[i].kind == store::kKindFcm, apns = rows[i].kind == store::kKindApns;
+    if (!plan[i].gone) {
+      n_android += fcm ? 1 : 0;
+      n_apple += apns ? 1 : 0;
+    }
+    if (plan[i].send) {
+      any_fcm |= fcm;
+      any_apns |= apns;
+    }
   }
 
   // Step 3: `remove` events keep the 200 largest message ids. The DOM is ours to rewrite.
@@ -239,10 +217,9 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
 
   // Everything is valid: find the pushers and refuse the whole request if one is full.
   push::NotifyService& ns = service_for(svc);
-  std::vector<Target> targets;
-  targets.reserve(send_rows.size());
-  for (size_t i : send_rows) targets.push_back({&rows[i], pusher_for(svc, rows[i].kind, rows[i].ios_app_id)});
-  check_capacity(targets);
+  for (size_t i = 0; i < rows.size(); ++i)
+    if (plan[i].send) plan[i].pusher = pusher_for(svc, rows[i].kind, rows[i].ios_app_id);
+  check_capacity(plan);
 
   // Built once per request and shared by the user's devices of each platform.
   std::string apns_body = any_apns ? push::build_apns_body(*apns_payload, big) : std::string();
@@ -271,11 +248,9 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
       svc.loop, svc.store, ns, fo,
       [svcp, ex, body, android, apple, ident, has_realm, n_android, n_apple](const push::FanoutTally&) {
         Services& s = *svcp;
-        std::string deleted;
+        std::vector<store::DeviceRow> after;
         try {
-          std::vector<store::DeviceRow> after =
-              s.store.devices().for_identity(ex->server->id, ident.user_id, uuid_view(ident));
-          deleted = deleted_devices_json(after, *android, *apple);
+          after = s.store.devices().for_identity(ex->server->id, ident.user_id, uuid_view(ident));
         } catch (const std::exception& e) {
           LOG_ERROR("push/notify: reading devices failed: %s", e.what());
           ex->respond(retry_later("The push bouncer's database is unavailable; retry later"));
@@ -284,23 +259,25 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
         JsonFields f;
         f.integer("total_android_devices", n_android);
         f.integer("total_apple_devices", n_apple);
-        f.raw("deleted_devices", deleted);
+        append_deleted_devices(f.raw_into("deleted_devices"), after, *android, *apple);
         f.raw("realm", has_realm ? R"({"can_push":true,"expected_end_timestamp":null})" : "null");
-        respond_after_commit(s.store, ex, success(f));
+        respond_after_commit(s.store, ex, success(std::move(f)));
       });
 
   size_t apns_left = 0;
-  for (const auto& t : targets) apns_left += (t.pusher && t.row->kind == store::kKindApns) ? 1 : 0;
-  for (const auto& t : targets) {
-    const store::DeviceRow& r = *t.row;
+  for (size_t i = 0; i < rows.size(); ++i)
+    apns_left += (plan[i].send && plan[i].pusher && rows[i].kind == store::kKindApns) ? 1 : 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (!plan[i].send) continue;
+    store::DeviceRow& r = rows[i];
     push::Platform platform = r.kind == store::kKindFcm ? push::Platform::fcm : push::Platform::apns;
-    if (t.pusher == nullptr) {
+    if (plan[i].pusher == nullptr) {
       warn_no_credentials(ns, platform, r.ios_app_id.value_or(""));
       continue;
     }
     push::PushMessage m;
     m.platform = platform;
-    m.token = r.token;  // the registered spelling
+    m.token = std::move(r.token);  // the registered spelling; `rows` is not read after this loop
     if (platform == push::Platform::apns) {
       m.app_id = r.ios_app_id.value_or("");
       // The body is built once; the last APNs device takes it without a copy.
@@ -312,7 +289,7 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
       m.priority = 0;
       m.fcm_high_priority = fcm_high;
     }
-    fanout->send(*t.pusher, std::move(m));
+    fanout->send(*plan[i].pusher, std::move(m));
   }
   fanout->finish();
 }

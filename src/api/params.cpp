@@ -85,8 +85,12 @@ class Builder {
 
   // `originals`: exact text of number tokens replaced by placeholders, by ordinal (see
   // defuse_numbers); may be null.
-  Builder(rapidjson::Document& d, const std::unordered_map<std::size_t, std::string>* originals)
-      : d_(d), originals_(originals) {}
+  // `frames`: scratch storage reused across parses (cleared here), so nesting costs no malloc.
+  Builder(rapidjson::Document& d, const std::unordered_map<std::size_t, std::string>* originals,
+          std::vector<SizeType>& frames)
+      : d_(d), originals_(originals), frames_(frames) {
+    frames_.clear();
+  }
 
   bool Null() { return d_.Null() && done(); }
   bool Bool(bool b) { return d_.Bool(b) && done(); }
@@ -153,7 +157,7 @@ class Builder {
   rapidjson::Document& d_;
   const std::unordered_map<std::size_t, std::string>* originals_;
   std::size_t ordinal_ = 0;
-  std::vector<SizeType> frames_;  // per open container: index of the child being parsed
+  std::vector<SizeType>& frames_;  // per open container: index of the child being parsed
   std::vector<BigInt> big_;
 };
 
@@ -221,7 +225,12 @@ const char* type_error_suffix(JType t) {
 
 std::string json_quote(std::string_view s) {
   std::string out;
-  out.reserve(s.size() + 2);
+  append_json_quoted(out, s);
+  return out;
+}
+
+void append_json_quoted(std::string& out, std::string_view s) {
+  out.reserve(out.size() + s.size() + 2);
   out.push_back('"');
   for (char c : s) {
     switch (c) {
@@ -244,7 +253,6 @@ std::string json_quote(std::string_view s) {
     }
   }
   out.push_back('"');
-  return out;
 }
 
 std::size_t utf8_length(std::string_view s) {
@@ -285,22 +293,48 @@ void check_max_length(std::string_view name, std::string_view value, std::size_t
 
 // ---- JsonDoc ----
 
+namespace {
+// The Document's parse stack: one allocator object shared by every slot (CrtAllocator is
+// stateless), so a document does not allocate one of its own per parse; a capacity that holds a
+// usual request body, so the stack is allocated once per parse instead of grown step by step.
+rapidjson::CrtAllocator& stack_allocator() {
+  static rapidjson::CrtAllocator a;  // stateless: safe to share between threads
+  return a;
+}
+constexpr size_t kDocStackCapacity = 4096;
+
+// Reused by every parse on the thread (JsonDoc::parse is not re-entrant): the reader keeps its
+// stack between parses (RapidJSON only clears it) and the Builder its frame list (bounded by
+// JsonDoc::kMaxDepth). The reader's stack also holds each string while it is unescaped, so it
+// can grow to the input's size: after an input over kKeepReaderBelow the reader is recreated.
+constexpr size_t kKeepReaderBelow = 64 * 1024;
+struct ParseScratch {
+  std::optional<rapidjson::Reader> reader;
+  std::vector<SizeType> frames;
+};
+ParseScratch& parse_scratch() {
+  thread_local ParseScratch s;
+  return s;
+}
+}  // namespace
+
 struct JsonDocSlot {
   alignas(16) char buffer[8192];
   rapidjson::MemoryPoolAllocator<> alloc{buffer, sizeof buffer, 16 * 1024};
-  rapidjson::Document doc{&alloc};
+  rapidjson::Document doc{&alloc, kDocStackCapacity, &stack_allocator()};
 
   void clear() {
     doc.~GenericDocument();
     alloc.Clear();  // frees extra chunks; the embedded buffer is kept
-    new (&doc) rapidjson::Document(&alloc);
+    new (&doc) rapidjson::Document(&alloc, kDocStackCapacity, &stack_allocator());
   }
 };
 
 namespace {
-// Loop-thread free list of document slots (bounded: slots beyond it are freed).
-std::vector<JsonDocSlot*>& slot_pool() {
-  thread_local std::vector<JsonDocSlot*> pool;
+// Loop-thread free list of document slots (bounded: slots beyond it are freed). The list owns
+// its slots, so they are freed when the thread ends.
+std::vector<std::unique_ptr<JsonDocSlot>>& slot_pool() {
+  thread_local std::vector<std::unique_ptr<JsonDocSlot>> pool;
   return pool;
 }
 constexpr size_t kMaxPooledSlots = 64;
@@ -310,7 +344,7 @@ void JsonDocSlotDeleter::operator()(JsonDocSlot* s) const noexcept {
   auto& pool = slot_pool();
   if (pool.size() < kMaxPooledSlots) {
     s->clear();
-    pool.push_back(s);
+    pool.emplace_back(s);
   } else {
     delete s;
   }
@@ -319,7 +353,7 @@ void JsonDocSlotDeleter::operator()(JsonDocSlot* s) const noexcept {
 void JsonDoc::reset_doc() {
   auto& pool = slot_pool();
   if (!pool.empty()) {
-    doc_.reset(pool.back());
+    doc_.reset(pool.back().release());
     pool.pop_back();
   } else {
     doc_.reset(new JsonDocSlot());
@@ -348,13 +382,16 @@ bool JsonDoc::parse(std::string_view text) {
   std::unordered_map<std::size_t, std::string> originals;
   std::string defused;
   auto generator = [&](rapidjson::Document& d) {
-    Builder builder(d, originals.empty() ? nullptr : &originals);
+    ParseScratch& scratch = parse_scratch();
+    Builder builder(d, originals.empty() ? nullptr : &originals, scratch.frames);
     std::string_view in = originals.empty() ? text : std::string_view(defused);
     rapidjson::MemoryStream ms(in.data(), in.size());
-    rapidjson::Reader reader;
+    if (!scratch.reader) scratch.reader.emplace();
+    rapidjson::Reader& reader = *scratch.reader;
     // Iterative: nesting depth must not consume the C stack; numbers as text: see Builder.
     constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag;
     code = reader.Parse<kFlags>(ms, builder).Code();
+    if (in.size() > kKeepReaderBelow) scratch.reader.reset();  // give its grown stack back
     ok = code == rapidjson::kParseErrorNone;
     big = std::move(builder.big());
     return ok;
@@ -448,13 +485,15 @@ const Value* get_member(const JsonDoc& doc, const Value& obj, std::string_view o
     return nullptr;
   }
   if (v->IsNull() && n == Null::absent) return nullptr;
-  expect_type(doc, *v, path_key(obj_path, key), t);
+  // The path text is only built for the error message (hot path: no string per member read).
+  if (!doc.has_type(*v, t)) expect_type(doc, *v, path_key(obj_path, key), t);
   return v;
 }
 
 void expect_items(const JsonDoc& doc, const Value& list, std::string_view list_path, JType t) {
   if (!list.IsArray()) bad_request(std::string(list_path) + " " + type_error_suffix(JType::list));
-  for (SizeType i = 0; i < list.Size(); ++i) expect_type(doc, list[i], path_index(list_path, i), t);
+  for (SizeType i = 0; i < list.Size(); ++i)
+    if (!doc.has_type(list[i], t)) expect_type(doc, list[i], path_index(list_path, i), t);
 }
 
 void reject_unknown_keys(const Value& obj, std::string_view obj_path,

@@ -46,6 +46,8 @@ const char* type_error_suffix(JType t);
 // JSON string literal with quotes: escapes `"`, `\` and control characters (short forms \b \f \n
 // \r \t, else \u00XX); every other byte, non-ASCII UTF-8 included, is copied as is.
 std::string json_quote(std::string_view s);
+// The same, appended to `out` (no temporary string).
+void append_json_quoted(std::string& out, std::string_view s);
 
 // Number of code points of valid UTF-8 text (Python's len()).
 std::size_t utf8_length(std::string_view s);

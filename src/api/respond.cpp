@@ -1,27 +1,39 @@
 #include "api/respond.h"
 
-#include <cstdio>
+#include <algorithm>
+#include <charconv>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "api/params.h"
 
 namespace aloha::api {
 
-JsonFields& JsonFields::raw(std::string_view key, std::string_view json_value) {
+// Fields are appended in place: one growing buffer per body, no temporary per key or value.
+std::string& JsonFields::raw_into(std::string_view key) {
+  if (text_.capacity() < kInitialCapacity) text_.reserve(kInitialCapacity);
   text_ += ',';
-  text_ += json_quote(key);
+  append_json_quoted(text_, key);
   text_ += ':';
+  return text_;
+}
+
+JsonFields& JsonFields::raw(std::string_view key, std::string_view json_value) {
+  raw_into(key);
   text_ += json_value;
   return *this;
 }
 
 JsonFields& JsonFields::str(std::string_view key, std::string_view value) {
-  return raw(key, json_quote(value));
+  raw_into(key);
+  append_json_quoted(text_, value);
+  return *this;
 }
 
 JsonFields& JsonFields::integer(std::string_view key, int64_t v) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
-  return raw(key, buf);
+  char buf[24];
+  auto res = std::to_chars(buf, buf + sizeof buf, v);
+  return raw(key, std::string_view(buf, static_cast<size_t>(res.ptr - buf)));
 }
 
 JsonFields& JsonFields::string_list(std::string_view key, const std::vector<std::string>& items) {
@@ -45,12 +57,25 @@ std::string json_list(const std::vector<std::string>& items) {
   return out;
 }
 
+namespace {
+constexpr std::string_view kSuccessHead = "{\"result\":\"success\",\"msg\":\"\"";
+}  // namespace
+
 http::Response success(const JsonFields& fields) {
   http::Response r;
   r.status = 200;
-  r.body.reserve(32 + fields.text().size());
-  r.body = "{\"result\":\"success\",\"msg\":\"\"";
+  r.body.reserve(kSuccessHead.size() + fields.text().size() + 1);
+  r.body.append(kSuccessHead);
   r.body += fields.text();
+  r.body += '}';
+  return r;
+}
+
+http::Response success(JsonFields&& fields) {
+  http::Response r;
+  r.status = 200;
+  r.body = std::move(fields).take_text();
+  r.body.insert(0, kSuccessHead);
   r.body += '}';
   return r;
 }
@@ -94,6 +119,103 @@ http::Response not_found() {
 http::Response retry_later(std::string_view why) {
   ApiError e{503, "SERVICE_UNAVAILABLE", std::string(why), {}, {{"Retry-After", "1"}}};
   return error_response(e);
+}
+
+namespace {
+
+std::string_view view_of(const rapidjson::Value& v) { return {v.GetString(), v.GetStringLength()}; }
+
+char lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// normalize_token(kApns, a) == normalize_token(kApns, b), without building either.
+bool same_apns_token(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (lower_ascii(a[i]) != lower_ascii(b[i])) return false;
+  return true;
+}
+
+bool has_row(const std::vector<store::DeviceRow>& rows, int kind, std::string_view token) {
+  for (const auto& r : rows) {
+    if (r.kind != kind) continue;
+    if (kind == store::kKindApns ? same_apns_token(r.token, token) : r.token == token) return true;
+  }
+  return false;
+}
+
+// Small lists: O(items * (items + rows)) comparisons, views into the DOM, no container unless a
+// token is listed.
+void listed_linear(const std::vector<store::DeviceRow>& rows, const rapidjson::Value& android,
+                   const rapidjson::Value& apple, std::vector<std::string_view>& a,
+                   std::vector<std::string_view>& b) {
+  for (const auto& t : android.GetArray())
+    if (!has_row(rows, store::kKindFcm, view_of(t))) a.push_back(view_of(t));
+  const auto items = apple.GetArray();
+  for (rapidjson::SizeType k = 0; k < items.Size(); ++k) {
+    const std::string_view s = view_of(items[k]);
+    rapidjson::SizeType first = 0;
+    while (first < k && !same_apns_token(view_of(items[first]), s)) ++first;
+    if (first == k) {
+      if (!has_row(rows, store::kKindApns, s)) b.push_back(s);
+    } else if (view_of(items[first]) != s) {
+      b.push_back(s);  // a case-duplicate of an earlier spelling, reported whether or not a row exists
+    }
+  }
+}
+
+// Long lists: hash sets, linear in the sizes.
+void listed_hashed(const std::vector<store::DeviceRow>& rows, const rapidjson::Value& android,
+                   const rapidjson::Value& apple, std::vector<std::string_view>& a,
+                   std::vector<std::string_view>& b) {
+  std::unordered_set<std::string_view> fcm_tokens;
+  std::unordered_set<std::string> apns_norms;
+  for (const auto& r : rows) {
+    if (r.kind == store::kKindFcm) fcm_tokens.insert(r.token);
+    else if (r.kind == store::kKindApns) apns_norms.insert(store::normalize_token(r.kind, r.token));
+  }
+  for (const auto& t : android.GetArray())
+    if (!fcm_tokens.count(view_of(t))) a.push_back(view_of(t));
+  std::unordered_map<std::string, std::string_view> first_spelling;
+  for (const auto& t : apple.GetArray()) {
+    const std::string_view s = view_of(t);
+    std::string lower = store::normalize_token(store::kKindApns, s);
+    auto [it, fresh] = first_spelling.emplace(lower, s);
+    if (fresh) {
+      if (!apns_norms.count(lower)) b.push_back(s);
+    } else if (it->second != s) {
+      b.push_back(s);
+    }
+  }
+}
+
+// Sorted by unsigned bytes (std::string_view compares as char_traits<char>, i.e. unsigned):
+// code point order for UTF-8 (api.md step 6); duplicates dropped.
+void append_sorted_list(std::string& out, std::vector<std::string_view>& items) {
+  std::sort(items.begin(), items.end());
+  items.erase(std::unique(items.begin(), items.end()), items.end());
+  out += '[';
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ',';
+    append_json_quoted(out, items[i]);
+  }
+  out += ']';
+}
+
+}  // namespace
+
+void append_deleted_devices(std::string& out, const std::vector<store::DeviceRow>& rows_after,
+                            const rapidjson::Value& android, const rapidjson::Value& apple,
+                            size_t linear_max) {
+  std::vector<std::string_view> a, b;
+  if (android.Size() <= linear_max && apple.Size() <= linear_max)
+    listed_linear(rows_after, android, apple, a, b);
+  else
+    listed_hashed(rows_after, android, apple, a, b);
+  out += "{\"android_devices\":";
+  append_sorted_list(out, a);
+  out += ",\"apple_devices\":";
+  append_sorted_list(out, b);
+  out += '}';
 }
 
 }  // namespace aloha::api

@@ -1,13 +1,18 @@
 // Building the JSON bodies of api.md §1: success bodies with extra fields, error bodies from
-// ApiError, and the 405/404 shapes. Bodies are assembled as text (they are small and flat), with
-// every string passed through json_quote().
+// ApiError, the 405/404 shapes and push/notify's deleted_devices. Bodies are assembled as text
+// (they are small and flat), appended in place into one buffer where possible, with every string
+// passed through json_quote() / append_json_quoted().
 #pragma once
+#include <rapidjson/document.h>
+
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "api/api_error.h"
 #include "http/message.h"
+#include "store/devices.h"
 
 namespace aloha::api {
 
@@ -19,15 +24,21 @@ class JsonFields {
   JsonFields& boolean(std::string_view key, bool v) { return raw(key, v ? "true" : "false"); }
   JsonFields& integer(std::string_view key, int64_t v);
   JsonFields& string_list(std::string_view key, const std::vector<std::string>& items);
+  // Appends `,"key":` and returns the text, to which the caller appends exactly one JSON value.
+  std::string& raw_into(std::string_view key);
   const std::string& text() const { return text_; }  // ",\"k\":v,..." (leading comma when non-empty)
   std::string object() const;                         // "{\"k\":v,...}"
+  std::string take_text() && { return std::move(text_); }
 
  private:
+  static constexpr size_t kInitialCapacity = 192;  // typical success bodies fit: one allocation
   std::string text_;
 };
 
 // 200 {"result":"success","msg":"",...fields}
 http::Response success(const JsonFields& fields = {});
+// The same, reusing the fields' buffer for the body (no copy when its capacity suffices).
+http::Response success(JsonFields&& fields);
 // The error body of api.md §1 with its status and extra headers.
 http::Response error_response(const ApiError& e);
 // 405 with Allow and {"result":"error","msg":"Method Not Allowed","allowed_methods":[...]}.
@@ -37,5 +48,16 @@ http::Response not_found();
 http::Response retry_later(std::string_view why);
 
 std::string json_list(const std::vector<std::string>& items);
+
+// push/notify step 6 (api.md): appends {"android_devices":[...],"apple_devices":[...]} to `out`,
+// the request's tokens (`android`, `apple`: JSON arrays of strings) that have no row in
+// `rows_after`. Android tokens compare exactly, APNs tokens case-insensitively; an APNs token
+// that repeats an earlier one in another spelling is always listed. Lists are sorted by bytes
+// (code point order) without duplicates. Lists of at most `linear_max` items are matched by
+// linear scans (no allocation when nothing is listed); longer ones through hash sets.
+inline constexpr size_t kDeletedDevicesLinearMax = 16;
+void append_deleted_devices(std::string& out, const std::vector<store::DeviceRow>& rows_after,
+                            const rapidjson::Value& android, const rapidjson::Value& apple,
+                            size_t linear_max = kDeletedDevicesLinearMax);
 
 }  // namespace aloha::api

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdio>
 
 #include "api/auth.h"
 #include "api/respond.h"
@@ -14,8 +13,9 @@ namespace aloha::api {
 void Exchange::respond(http::Response&& r) {
   if (answered) return;
   answered = true;
-  for (auto& h : rate_headers) r.headers.push_back(h);
-  if (server) r.log_server = server->uuid;
+  r.rate_limit = rate_limit;
+  // Only the access log reads log_server: skip the copy when it is off (hot path).
+  if (server && log_enabled(LogLevel::info)) r.log_server = server->uuid;
   reply.send(std::move(r));
 }
 
@@ -80,13 +80,7 @@ void Router::dispatch(const Route& route, const ExchangePtr& ex) {
   if (route.authenticated) {
     ex->server = authenticate(svc_, ex->req);  // throws ApiError (401/400)
     RateLimiter::Decision d = svc_.limiter.check(ex->server->id);
-    char buf[32];
-    snprintf(buf, sizeof buf, "%d", d.limit);
-    ex->rate_headers.push_back({"X-RateLimit-Limit", buf});
-    snprintf(buf, sizeof buf, "%d", d.remaining);
-    ex->rate_headers.push_back({"X-RateLimit-Remaining", buf});
-    snprintf(buf, sizeof buf, "%lld", static_cast<long long>(d.reset_epoch_s));
-    ex->rate_headers.push_back({"X-RateLimit-Reset", buf});
+    ex->rate_limit = http::RateLimitHeaders{d.limit, d.remaining, d.reset_epoch_s};
     if (!d.allowed) {
       ApiError e{429, "RATE_LIMIT_HIT", "API usage exceeded rate limit", {}, {}};
       // Python's float repr: shortest round-trip digits, integral values keep ".0".

@@ -33,10 +33,15 @@ struct Services {
 
 // One request being answered. Shared so an endpoint can answer after the batch commit.
 struct Exchange {
+  Exchange() = default;
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+  ~Exchange() { http::recycle_request(std::move(req)); }  // buffers reused by the next request
+
   http::Request req;
   http::Reply reply;
   std::optional<store::ServerRow> server;      // set for authenticated routes
-  std::vector<http::Header> rate_headers;      // X-RateLimit-* on every authenticated response
+  std::optional<http::RateLimitHeaders> rate_limit;  // X-RateLimit-* on every authenticated response
   bool answered = false;
 
   // Sends now (adds the rate-limit headers and the server id for the access log).

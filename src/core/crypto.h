@@ -3,6 +3,7 @@
 // keys. All functions are thread-safe and stateless; results are returned by value.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -26,5 +27,27 @@ bool ct_equal(std::string_view a, std::string_view b);
 std::string hash_key(std::string_view key);
 // True when key hashes to stored; false for a malformed stored value. Constant-time in the key.
 bool verify_key(std::string_view stored, std::string_view key);
+
+// verify_key() with a memory of recent successes, for the per-request check of org keys: a
+// request presenting the same key against the same stored hash as an earlier accepted one is
+// accepted by a constant-time comparison instead of a SHA-256. Failures are never remembered; a
+// new stored hash (key rotation) misses and replaces the entry. Direct-mapped by `id` (the
+// server's row id), kSlots entries, so memory is bounded. One thread only (no locking).
+class KeyCheckCache {
+ public:
+  static constexpr size_t kSlots = 256;
+  bool verify(int64_t id, std::string_view stored, std::string_view key);
+  uint64_t hits() const { return hits_; }  // for tests
+
+ private:
+  struct Entry {
+    bool used = false;
+    int64_t id = 0;
+    std::string stored;
+    std::string key;
+  };
+  Entry entries_[kSlots];
+  uint64_t hits_ = 0;
+};
 
 }  // namespace aloha::crypto

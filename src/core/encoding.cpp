@@ -55,19 +55,40 @@ std::string b64_with(std::string_view raw, const char* alphabet, bool pad) {
   return out;
 }
 
-int b64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
+// Standard-alphabet values by byte, -1 for every other byte: one load per character (the
+// Authorization header of every authenticated request is decoded).
+struct B64Table {
+  signed char v[256];
+  constexpr B64Table() : v() {
+    for (int i = 0; i < 256; ++i) v[i] = -1;
+    for (int i = 0; i < 26; ++i) {
+      v['A' + i] = static_cast<signed char>(i);
+      v['a' + i] = static_cast<signed char>(26 + i);
+    }
+    for (int i = 0; i < 10; ++i) v['0' + i] = static_cast<signed char>(52 + i);
+    v[static_cast<int>('+')] = 62;
+    v[static_cast<int>('/')] = 63;
+  }
+};
+constexpr B64Table kB64Values;
+
+int b64_value(char c) { return kB64Values.v[static_cast<unsigned char>(c)]; }
 
 }  // namespace
 
 std::string hex_lower(std::string_view raw) { return hex_with(raw, "0123456789abcdef"); }
 std::string hex_upper(std::string_view raw) { return hex_with(raw, "0123456789ABCDEF"); }
+
+bool hex_decode(std::string_view hex, unsigned char* out, size_t out_len) {
+  if (hex.size() != out_len * 2) return false;
+  for (size_t i = 0; i < out_len; ++i) {
+    int hi = hex_value(hex[2 * i]);
+    int lo = hex_value(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<unsigned char>((hi << 4) | lo);
+  }
+  return true;
+}
 
 bool hex_decode(std::string_view hex, std::string& out) {
   if (hex.size() % 2 != 0) return false;
@@ -85,10 +106,9 @@ bool hex_decode(std::string_view hex, std::string& out) {
 std::string base64_encode(std::string_view raw) { return b64_with(raw, kB64Std, true); }
 std::string base64url_encode(std::string_view raw) { return b64_with(raw, kB64Url, false); }
 
-bool base64_decode(std::string_view in, std::string& out) {
-  if (in.size() % 4 != 0) return false;
-  out.clear();
-  out.reserve(in.size() / 4 * 3);
+bool base64_decode(std::string_view in, char* out, size_t cap, size_t& len) {
+  len = 0;
+  if (in.size() % 4 != 0 || cap < in.size() / 4 * 3) return false;
   for (size_t i = 0; i < in.size(); i += 4) {
     bool last = i + 4 == in.size();
     int v[4];
@@ -112,11 +132,20 @@ bool base64_decode(std::string_view in, std::string& out) {
     // "QR==" and "QQ==" do not both decode to "A".
     if (pad == 2 && (word & 0xffff) != 0) return false;
     if (pad == 1 && (word & 0xff) != 0) return false;
-    out += static_cast<char>((word >> 16) & 0xff);
-    if (pad < 2) out += static_cast<char>((word >> 8) & 0xff);
-    if (pad < 1) out += static_cast<char>(word & 0xff);
+    out[len++] = static_cast<char>((word >> 16) & 0xff);
+    if (pad < 2) out[len++] = static_cast<char>((word >> 8) & 0xff);
+    if (pad < 1) out[len++] = static_cast<char>(word & 0xff);
   }
   return true;
+}
+
+bool base64_decode(std::string_view in, std::string& out) {
+  if (in.size() % 4 != 0) return false;
+  out.resize(in.size() / 4 * 3);
+  size_t len = 0;
+  const bool ok = base64_decode(in, out.data(), out.size(), len);
+  out.resize(len);
+  return ok;
 }
 
 bool valid_utf8(std::string_view s) {

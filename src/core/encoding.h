@@ -1,7 +1,8 @@
 // Byte-string encodings: hex, base64 (RFC 4648 §4 standard, §5 URL-safe without padding for JWT)
-// and UTF-8 validation. Pure functions on std::string_view; no allocation beyond the result and
-// no state. Decoders are strict: they return false and leave `out` unspecified on bad input.
+// and UTF-8 validation. Pure functions on std::string_view; no allocation beyond the result (none for the
+// buffer forms) and no state. Decoders are strict: they return false and leave `out` unspecified on bad input.
 #pragma once
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -11,6 +12,8 @@ std::string hex_lower(std::string_view raw);
 std::string hex_upper(std::string_view raw);
 // Either case accepted; odd length or a non-hex character -> false.
 bool hex_decode(std::string_view hex, std::string& out);
+// Into a caller's buffer: false unless hex is exactly 2 * out_len hex digits.
+bool hex_decode(std::string_view hex, unsigned char* out, size_t out_len);
 
 // Standard alphabet with '=' padding.
 std::string base64_encode(std::string_view raw);
@@ -20,6 +23,9 @@ std::string base64url_encode(std::string_view raw);
 // most two), no whitespace, and the unused trailing bits of the last symbol must be zero
 // (RFC 4648 §3.5 canonical encoding), so each byte string has exactly one accepted spelling.
 bool base64_decode(std::string_view in, std::string& out);
+// The same into a caller's buffer of `cap` bytes (false when cap < in.size() / 4 * 3); `len` is
+// the decoded length.
+bool base64_decode(std::string_view in, char* out, size_t cap, size_t& len);
 
 // Well-formed UTF-8 per RFC 3629: no overlong forms, no surrogates (U+D800..DFFF), max U+10FFFF.
 bool valid_utf8(std::string_view s);

@@ -237,6 +237,10 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
   in.swap(plain_);
   // Completions run inside feed() (after nghttp2 returned); they may submit more requests here.
   bool ok = session_->feed(reinterpret_cast<const uint8_t*>(in.data()), in.size());
+  // The object lives until its handles' close callbacks (never inside feed()): give the buffer
+  // back so the next read decrypts into the same capacity instead of a fresh allocation.
+  in.clear();
+  if (plain_.empty()) plain_.swap(in);
   if (state_ == ConnState::closed) return;
   pump();  // flush ACKs / WINDOW_UPDATE / GOAWAY even when the session failed
   if (!ok) {
@@ -288,7 +292,10 @@ void Connection::pump() {
     pump_again_ = false;
     while (session_->want_write() && write_bytes_ < opt_.max_write_buffer && state_ != ConnState::closed) {
       if (tls_ && tls_->write_capacity() < 16384) break;
-      std::string out;
+      // TLS copies what it is given, so one scratch buffer serves every pass; cleartext hands
+      // the bytes to uv_write (moved out, the scratch starts empty again).
+      std::string& out = h2_out_;
+      out.clear();
       if (session_->take_output(out) == 0) break;
       if (tls_) {
         if (tls_->write(out) == net::TlsStatus::error) {

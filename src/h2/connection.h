@@ -138,7 +138,8 @@ class Connection final : public Conn {
   std::unique_ptr<net::TlsSession> tls_;
   std::unique_ptr<Session> session_;
   char read_buf_[64 * 1024];
-  std::string plain_;       // scratch: decrypted bytes / h2 output
+  std::string plain_;       // scratch: decrypted bytes (capacity reused across reads)
+  std::string h2_out_;      // scratch: h2 output on its way to TLS (only inside pump())
   bool pumping_ = false;
   bool pump_again_ = false;
   bool ready_reported_ = false;

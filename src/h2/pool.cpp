@@ -91,12 +91,14 @@ bool Pool::send(Req* r, Conn* c) {
   req.authority = r->request.authority;
   req.body = r->request.body;
   // Provider headers first (authorization), then the request's own, in a stable order so HPACK
-  // keeps hitting its dynamic table (RFC 7541).
+  // keeps hitting its dynamic table (RFC 7541). Room for a few provider headers up front, so the
+  // list is allocated once.
+  req.headers.reserve(r->request.headers.size() + 2);
   if (headers_) headers_(req.headers);
   req.headers.insert(req.headers.end(), r->request.headers.begin(), r->request.headers.end());
   std::shared_ptr<bool> alive = alive_;
   uint64_t id = r->id;
-  uint64_t cid = c->submit(std::move(req), [this, alive, id](const H2Response& resp) {
+  uint64_t cid = c->submit(std::move(req), [this, alive, id](H2Response& resp) {
     if (*alive) on_response(id, resp);
   });
   if (!cid) return false;
@@ -171,7 +173,7 @@ void Pool::on_conn_closed(Conn* c, const std::string& error) {
   reschedule();
 }
 
-void Pool::on_response(uint64_t id, const H2Response& resp) {
+void Pool::on_response(uint64_t id, H2Response& resp) {
   auto it = reqs_.find(id);
   if (it == reqs_.end()) return;
   Req* r = it->second.get();
@@ -194,7 +196,9 @@ void Pool::on_response(uint64_t id, const H2Response& resp) {
   complete(id, resp);
 }
 
-void Pool::complete(uint64_t id, H2Response resp) {
+// The connection's response object is handed on as it is (only its id rewritten): no copy of
+// its headers and body per request.
+void Pool::complete(uint64_t id, H2Response& resp) {
   auto it = reqs_.find(id);
   if (it == reqs_.end()) return;
   std::unique_ptr<Req> r = std::move(it->second);
@@ -237,7 +241,8 @@ void Pool::on_timer() {
     // If the completion did not remove it (should not happen), do not spin.
     auto again = reqs_.find(id);
     if (again != reqs_.end()) {
-      complete(id, H2Response{id, 0, FailureKind::timeout});
+      H2Response resp{id, 0, FailureKind::timeout};
+      complete(id, resp);
       if (!*alive) return;
     }
   }

@@ -98,8 +98,8 @@ class Pool final : public ConnListener {
 
   void dispatch();
   bool send(Req* r, Conn* c);
-  void on_response(uint64_t id, const H2Response& resp);
-  void complete(uint64_t id, H2Response resp);
+  void on_response(uint64_t id, H2Response& resp);
+  void complete(uint64_t id, H2Response& resp);
   void maybe_open_connection();
   void reschedule();
   ConnInfo* find(Conn* c);

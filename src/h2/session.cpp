@@ -3,6 +3,8 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -35,6 +37,107 @@ struct Session::Stream {
   H2Response resp;
   size_t body_off = 0;     // next request-body byte to send
   bool end_stream_recv = false;
+};
+
+// Recycles nghttp2's small allocations. nghttp2 allocates and frees several blocks per request
+// (stream state, outbound frame items, copied header lists, received header buffers); on the push
+// hot path those malloc/free pairs were a visible share of the bouncer's CPU (issue 6). Blocks of
+// up to kMaxBlock bytes are rounded up to a power of two and kept on per-size free lists when
+// freed; the cache is bounded by kMaxCachedBytes, larger blocks go straight to malloc. One cache
+// per session, used only on the loop thread; it outlives the nghttp2 session (freed after
+// nghttp2_session_del).
+class Session::BlockCache {
+ public:
+  BlockCache() = default;
+  ~BlockCache() {
+    for (FreeBlock*& head : free_) {
+      while (head) {
+        FreeBlock* next = head->next;
+        std::free(reinterpret_cast<char*>(head) - kHeader);
+        head = next;
+      }
+    }
+  }
+  BlockCache(const BlockCache&) = delete;
+  BlockCache& operator=(const BlockCache&) = delete;
+
+  void* allocate(size_t n) {
+    int c = class_of(n);
+    if (c >= 0 && free_[c]) {
+      FreeBlock* b = free_[c];
+      free_[c] = b->next;
+      cached_bytes_ -= class_size(c);
+      return b;
+    }
+    size_t cap = c >= 0 ? class_size(c) : n;
+    auto* h = static_cast<Header*>(std::malloc(kHeader + cap));
+    if (!h) return nullptr;
+    h->capacity = cap;
+    return reinterpret_cast<char*>(h) + kHeader;
+  }
+
+  void release(void* p) {
+    if (!p) return;
+    Header* h = header_of(p);
+    int c = class_of(h->capacity);
+    if (c >= 0 && class_size(c) == h->capacity && cached_bytes_ + h->capacity <= kMaxCachedBytes) {
+      auto* b = static_cast<FreeBlock*>(p);
+      b->next = free_[c];
+      free_[c] = b;
+      cached_bytes_ += h->capacity;
+      return;
+    }
+    std::free(h);
+  }
+
+  void* reallocate(void* p, size_t n) {
+    if (!p) return allocate(n);
+    size_t cap = header_of(p)->capacity;
+    if (n <= cap) return p;
+    void* q = allocate(n);
+    if (!q) return nullptr;  // C semantics: p stays valid
+    std::memcpy(q, p, cap);
+    release(p);
+    return q;
+  }
+
+  static void* mem_malloc(size_t n, void* self) { return static_cast<BlockCache*>(self)->allocate(n); }
+  static void mem_free(void* p, void* self) { static_cast<BlockCache*>(self)->release(p); }
+  static void* mem_calloc(size_t count, size_t n, void* self) {
+    if (n != 0 && count > SIZE_MAX / n) return nullptr;
+    void* p = static_cast<BlockCache*>(self)->allocate(count * n);
+    if (p) std::memset(p, 0, count * n);
+    return p;
+  }
+  static void* mem_realloc(void* p, size_t n, void* self) {
+    return static_cast<BlockCache*>(self)->reallocate(p, n);
+  }
+
+ private:
+  // The header keeps the block's capacity; 16 bytes keep malloc's alignment for the payload.
+  struct Header {
+    size_t capacity;
+  };
+  struct FreeBlock {
+    FreeBlock* next;
+  };
+  static constexpr size_t kHeader = 16;
+  static constexpr int kClasses = 8;  // 32, 64, ..., 4096 bytes
+  static constexpr size_t kMinBlock = 32;
+  static constexpr size_t kMaxBlock = kMinBlock << (kClasses - 1);
+  static constexpr size_t kMaxCachedBytes = 256 * 1024;
+
+  static size_t class_size(int c) { return kMinBlock << c; }
+  static int class_of(size_t n) {
+    if (n > kMaxBlock) return -1;
+    int c = 0;
+    while (class_size(c) < n) ++c;
+    return c;
+  }
+  static Header* header_of(void* p) { return reinterpret_cast<Header*>(static_cast<char*>(p) - kHeader); }
+
+  FreeBlock* free_[kClasses] = {};
+  size_t cached_bytes_ = 0;
 };
 
 namespace {
@@ -77,8 +180,12 @@ struct Session::Trampolines {
         return 0;
       }
       if (!n.empty() && n[0] == ':') return 0;
-      if (s->resp.headers.size() < me->opt_.max_response_headers)
+      if (s->resp.headers.size() < me->opt_.max_response_headers) {
+        // Upstream answers carry a handful of headers (apns-id, content-type, retry-after...):
+        // one allocation for the list instead of regrowing it header by header.
+        if (s->resp.headers.empty()) s->resp.headers.reserve(std::min<size_t>(4, me->opt_.max_response_headers));
         s->resp.headers.push_back({std::string(n), std::string(v)});
+      }
     } catch (...) {
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
@@ -189,7 +296,7 @@ struct Session::Trampolines {
   }
 };
 
-Session::Session(SessionOptions options) : opt_(options) {
+Session::Session(SessionOptions options) : opt_(options), cache_(std::make_unique<BlockCache>()) {
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &Trampolines::on_begin_headers);
@@ -199,7 +306,9 @@ Session::Session(SessionOptions options) : opt_(options) {
   nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &Trampolines::on_frame_send);
   nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, &Trampolines::on_frame_not_send);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &Trampolines::on_stream_close);
-  nghttp2_session_client_new(&ng_, cbs, this);
+  nghttp2_mem mem{cache_.get(), &BlockCache::mem_malloc, &BlockCache::mem_free, &BlockCache::mem_calloc,
+                  &BlockCache::mem_realloc};
+  nghttp2_session_client_new3(&ng_, cbs, this, nullptr, &mem);  // copies `mem`
   nghttp2_session_callbacks_del(cbs);
 
   // Our SETTINGS: no server push, a large per-stream window; plus a large connection window so
@@ -344,6 +453,12 @@ void Session::deliver() {
     for (size_t i = 0; i < batch.size(); ++i) {
       batch[i].first(batch[i].second);
       if (!*alive) return;
+    }
+    // Hand the emptied vector back so its capacity serves the next batch (one allocation per
+    // connection instead of one per read).
+    if (done_.empty()) {
+      batch.clear();
+      done_.swap(batch);
     }
   }
   --delivering_;

@@ -60,7 +60,9 @@ struct H2Response {
   const std::string* header(std::string_view name) const;
 };
 
-using Completion = std::function<void(const H2Response&)>;
+// Receives the response by mutable reference: nobody reads it after the call, so a callee (the
+// pool) may adjust or move from it instead of copying headers and body.
+using Completion = std::function<void(H2Response&)>;
 
 struct SessionOptions {
   size_t max_request_body = 64 * 1024;
@@ -132,6 +134,7 @@ class Session {
  private:
   struct Stream;
   struct Trampolines;
+  class BlockCache;
 
   void start_queued();
   bool start_stream(Stream* s);
@@ -141,6 +144,7 @@ class Session {
   Stream* by_stream_id(int32_t stream_id) const;
 
   SessionOptions opt_;
+  std::unique_ptr<BlockCache> cache_;  // nghttp2's allocator; outlives ng_ (see ~Session)
   nghttp2_session* ng_ = nullptr;
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<Stream>> requests_;  // every unfinished request

@@ -2,6 +2,8 @@
 // reading captures, so unknown codes get a generic phrase per class instead of an empty one.
 #include "http/message.h"
 
+#include <utility>
+
 namespace aloha::http {
 
 const char* reason_phrase(int status) {
@@ -48,6 +50,42 @@ const char* reason_phrase(int status) {
   if (status >= 300 && status < 400) return "Redirection";
   if (status >= 400 && status < 500) return "Client Error";
   return "Server Error";
+}
+
+namespace {
+std::vector<Request>& request_pool() {
+  thread_local std::vector<Request> pool;
+  return pool;
+}
+}  // namespace
+
+void recycle_request(Request&& r) noexcept {
+  auto& pool = request_pool();
+  if (pool.size() >= kMaxRecycledRequests || r.body.capacity() > kMaxRecycledBody) return;
+  if (pool.capacity() == 0) {
+    // The pool's own storage is allocated once; reserve may throw, and recycling is optional.
+    try {
+      pool.reserve(kMaxRecycledRequests);
+    } catch (...) {
+      return;
+    }
+  }
+  r.method.clear();
+  r.target.clear();
+  r.path.clear();
+  r.query.clear();
+  r.headers.clear();
+  r.body.clear();
+  r.remote.clear();
+  pool.push_back(std::move(r));  // within the reserved capacity: no allocation, cannot throw
+}
+
+Request fresh_request() noexcept {
+  auto& pool = request_pool();
+  if (pool.empty()) return Request{};
+  Request r = std::move(pool.back());
+  pool.pop_back();
+  return r;
 }
 
 }  // namespace aloha::http

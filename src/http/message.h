@@ -1,6 +1,9 @@
 // HTTP request and response as the server connection hands them to the router. Header names are
 // lower-cased; values are kept verbatim (surrounding whitespace trimmed).
 #pragma once
+#include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -30,10 +33,22 @@ struct Request {
   }
 };
 
+// X-RateLimit-* values of an authenticated response (api.md §2). Kept as numbers and formatted
+// by the response writer, so the hot path builds no header strings for them.
+struct RateLimitHeaders {
+  int limit = 0;
+  int remaining = 0;
+  int64_t reset_epoch_s = 0;
+};
+
 struct Response {
   int status = 200;
-  std::string content_type = "application/json";
+  // Static text (a literal): it must outlive the response. A pointer rather than a std::string
+  // because "application/json" is one byte too long for the small-string buffer, and every
+  // response would pay a malloc for it. nullptr or "" sends no Content-Type.
+  const char* content_type = "application/json";
   std::vector<Header> headers;  // extra headers (Content-Type/Length/Connection are added by the server)
+  std::optional<RateLimitHeaders> rate_limit;  // written after `headers` when set
   std::string body;
   // Server org id for the access log line ("-" when not authenticated); never logged content.
   std::string log_server;
@@ -42,6 +57,17 @@ struct Response {
     headers.push_back({std::move(name), std::move(value)});
   }
 };
+
+// Request recycling (hot path): a finished request's buffers (target, path, header list, body)
+// keep their capacity for the next request parsed on the same thread, so a steady stream of
+// similar requests does not allocate them again. The free list is thread-local and bounded
+// (kMaxRecycledRequests, and requests whose body buffer exceeds kMaxRecycledBody are dropped).
+inline constexpr size_t kMaxRecycledRequests = 64;
+inline constexpr size_t kMaxRecycledBody = 16 * 1024;
+// Clears `r` (keeping capacity) into the free list, or frees it when the list is full.
+void recycle_request(Request&& r) noexcept;
+// An empty Request, from the free list when it has one.
+Request fresh_request() noexcept;
 
 // Reason phrase for a status code ("OK", "Bad Request", ...).
 const char* reason_phrase(int status);

@@ -3,19 +3,21 @@
 #include "http/response_writer.h"
 
 #include <charconv>
+#include <string_view>
 
 namespace aloha::http {
 
 namespace {
 
-void append_int(std::string& out, size_t v) {
+template <typename Int>
+void append_int(std::string& out, Int v) {
   char buf[24];
   auto res = std::to_chars(buf, buf + sizeof buf, v);
   out.append(buf, static_cast<size_t>(res.ptr - buf));
 }
 
-bool has_crlf(const std::string& s) {
-  return s.find_first_of("\r\n") != std::string::npos;
+bool has_crlf(std::string_view s) {
+  return s.find_first_of("\r\n") != std::string_view::npos;
 }
 
 }  // namespace
@@ -27,7 +29,8 @@ void append_response(std::string& out, const Response& r, bool head_request, Con
   out.push_back(' ');
   out.append(reason_phrase(status));
   out.append("\r\n");
-  if ((!r.body.empty() || status != 204) && !r.content_type.empty() && !has_crlf(r.content_type)) {
+  if ((!r.body.empty() || status != 204) && r.content_type != nullptr && r.content_type[0] != '\0' &&
+      !has_crlf(r.content_type)) {
     out.append("Content-Type: ");
     out.append(r.content_type);
     out.append("\r\n");
@@ -37,6 +40,15 @@ void append_response(std::string& out, const Response& r, bool head_request, Con
     out.append(h.name);
     out.append(": ");
     out.append(h.value);
+    out.append("\r\n");
+  }
+  if (r.rate_limit) {
+    out.append("X-RateLimit-Limit: ");
+    append_int(out, r.rate_limit->limit);
+    out.append("\r\nX-RateLimit-Remaining: ");
+    append_int(out, r.rate_limit->remaining);
+    out.append("\r\nX-RateLimit-Reset: ");
+    append_int(out, r.rate_limit->reset_epoch_s);
     out.append("\r\n");
   }
   // RFC 9110 §8.6: no Content-Length in 1xx and 204 responses; everything else carries one so

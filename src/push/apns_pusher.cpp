@@ -256,12 +256,12 @@ void ApnsPusher::attempt(Job& job, bool may_report_now) {
   if (job.attempts > 1) ++stats_.retries;
   job.mint_count_at_send = tokens_ ? tokens_->mint_count() : 0;
   int64_t timeout = std::min(opt_.attempt_timeout_ms, job.deadline_ms - now);
-  std::shared_ptr<bool> alive = alive_;
   uint64_t id = job.id;
+  // No liveness token needed: the pool never runs a completion once it is being destroyed
+  // (pool.h), and this pusher owns the pool, so `this` outlives every call. Two words fit in
+  // std::function's inline storage: no allocation per attempt.
   uint64_t rid = pool_->submit(build_request(job), std::max<int64_t>(timeout, 1),
-                               [this, alive, id](const h2::H2Response& resp) {
-                                 if (*alive) on_response(id, resp);
-                               });
+                               [this, id](const h2::H2Response& resp) { on_response(id, resp); });
   if (rid == 0) {
     // The pool is closed or its queue is full (cannot happen while max_queued ≥ max_pending).
     handle_outcome(job, simple_outcome(OutcomeKind::retry_later, 0, "PoolFull"), may_report_now);

@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "h2/pool.h"
+#include "net/http1_client.h"
 #include "net/tls.h"
 
 namespace aloha::push {
@@ -94,8 +95,21 @@ struct FcmPusher::Io {
   UvTimer* push_timer = nullptr;
   UvTimer* token_timer = nullptr;
   int64_t close_started_ms = 0;
+  // Token exchange over HTTP/1.1 (issue 4): a context offering ALPN {h2, http/1.1} (https
+  // token_uri only), whether the token host picked h2 last time, and the one-shot requests in
+  // flight (the cache fetches one at a time; cancelled on close so none calls into a dead Io).
+  std::unique_ptr<net::TlsContext> token_tls;
+  bool token_over_h2 = false;
+  std::vector<net::Http1Client*> token_http1;
+
+  void cancel_token_http1() {
+    std::vector<net::Http1Client*> all;
+    all.swap(token_http1);
+    for (net::Http1Client* c : all) c->cancel();
+  }
 
   ~Io() {
+    cancel_token_http1();
     send_pool.reset();
     token_pool.reset();
     if (push_timer != nullptr) push_timer->close();
@@ -434,6 +448,7 @@ void FcmPusher::close(std::function<void()> done) {
   Io* io = io_.get();
   io->send_pool->close();
   io->token_pool->close();
+  io->cancel_token_http1();
   io->close_started_ms = clock_.mono_ms();
   auto cb = std::make_shared<std::function<void()>>(std::move(done));
   io->push_timer->fire = [this, io, cb] {
@@ -462,6 +477,42 @@ void FcmPusher::close(std::function<void()> done) {
   io->push_timer->arm(0);
 }
 
+namespace {
+
+// The token POST over the HTTP/2 token pool (the path used before issue 4's fallback). A transport
+// failure clears token_over_h2 so the next fetch lets ALPN choose again.
+void fetch_token_h2(FcmPusher::Io* iop, const UrlParts& url, std::string body, int64_t timeout_ms,
+                    std::shared_ptr<OAuthTokenCache::FetchDone> shared_done) {
+  h2::H2Request req;
+  req.method = "POST";
+  req.path = url.path;
+  req.authority = url.authority;
+  req.headers.push_back({"content-type", "application/x-www-form-urlencoded"});
+  req.headers.push_back({"accept", "application/json"});
+  req.body = std::move(body);
+  uint64_t id = iop->token_pool
+                    ? iop->token_pool->submit(std::move(req), timeout_ms,
+                                              [iop, shared_done](const h2::H2Response& r) {
+                                                bool ok = r.failure == h2::FailureKind::none;
+                                                if (!ok) iop->token_over_h2 = false;
+                                                (*shared_done)(ok ? r.status : 0, r.body);
+                                              })
+                    : 0;
+  if (id == 0) {
+    // Refused (closed or full): report the failure from a fresh loop iteration, never inside
+    // fetch() (oauth.h contract).
+    UvTimer* t = UvTimer::create(iop->loop);
+    t->fire = [t, shared_done] {
+      auto d = shared_done;
+      t->close();
+      (*d)(0, {});
+    };
+    t->arm(0);
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<FcmPusher> FcmPusher::create(uv_loop_t* loop, const FcmConfig& cfg,
                                              const Clock& clock, std::string& err,
                                              FcmPusherOptions options) {
@@ -486,6 +537,18 @@ std::unique_ptr<FcmPusher> FcmPusher::create(uv_loop_t* loop, const FcmConfig& c
     std::string terr;
     io->tls = net::TlsContext::client(to, terr);
     if (!io->tls) {
+      err = "[fcm] ca_file: " + terr;
+      return nullptr;
+    }
+  }
+  if (sa.token_url.tls) {
+    // upstreams.md / issue 4: the token exchange runs "over h2 or HTTP/1.1 by ALPN".
+    net::TlsContext::ClientOptions to;
+    to.ca_file = cfg.ca_file;
+    to.alpn = {"h2", "http/1.1"};
+    std::string terr;
+    io->token_tls = net::TlsContext::client(to, terr);
+    if (!io->token_tls) {
       err = "[fcm] ca_file: " + terr;
       return nullptr;
     }
@@ -525,36 +588,52 @@ std::unique_ptr<FcmPusher> FcmPusher::create(uv_loop_t* loop, const FcmConfig& c
   FcmPusher* raw = pusher.get();
   iop->push_timer->fire = [raw] { raw->on_timer(); };
 
-  std::string token_path = sa.token_url.path;
-  std::string token_authority = sa.token_url.authority;
-  auto fetch = [iop, token_path, token_authority](std::string body, int64_t timeout_ms,
-                                                  OAuthTokenCache::FetchDone done) {
-    h2::H2Request req;
+  auto fetch = [iop, token_url = sa.token_url](std::string body, int64_t timeout_ms,
+                                               OAuthTokenCache::FetchDone done) {
+    auto shared_done = std::make_shared<OAuthTokenCache::FetchDone>(std::move(done));
+    // Transport per attempt (issue 4): a host known to pick h2 (and a cleartext token_uri, which
+    // tests use with HTTP/2 prior knowledge) goes through the HTTP/2 token pool; otherwise a
+    // one-shot HTTP/1.1 request offers ALPN {h2, http/1.1}. If the server picks h2 there, that
+    // request sends nothing and the fetch moves to the pool, which is used from then on until
+    // it fails at the transport level (then the next fetch asks the server again).
+    if (!iop->token_tls || iop->token_over_h2) {
+      fetch_token_h2(iop, token_url, std::move(body), timeout_ms, shared_done);
+      return;
+    }
+    net::Http1Request req;
+    req.host = token_url.host;
+    req.port = token_url.port;
+    req.authority = token_url.authority;
     req.method = "POST";
-    req.path = token_path;
-    req.authority = token_authority;
+    req.path = token_url.path;
     req.headers.push_back({"content-type", "application/x-www-form-urlencoded"});
     req.headers.push_back({"accept", "application/json"});
-    req.body = std::move(body);
-    auto shared_done = std::make_shared<OAuthTokenCache::FetchDone>(std::move(done));
-    uint64_t id = iop->token_pool
-                      ? iop->token_pool->submit(std::move(req), timeout_ms,
-                                                [shared_done](const h2::H2Response& r) {
-                                                  bool ok = r.failure == h2::FailureKind::none;
-                                                  (*shared_done)(ok ? r.status : 0, r.body);
-                                                })
-                      : 0;
-    if (id == 0) {
-      // Refused (closed or full): report the failure from a fresh loop iteration, never inside
-      // fetch() (oauth.h contract).
-      UvTimer* t = UvTimer::create(iop->loop);
-      t->fire = [t, shared_done] {
-        auto d = shared_done;
-        t->close();
-        (*d)(0, {});
-      };
-      t->arm(0);
-    }
+    req.body = body;
+    req.timeout_ms = timeout_ms;
+    uint64_t started = uv_now(iop->loop);
+    auto self = std::make_shared<net::Http1Client*>(nullptr);  // set below; done runs later
+    auto on_done = [iop, token_url, body = std::move(body), timeout_ms, started, shared_done,
+                    self](const net::Http1Response& r) mutable {
+      // Drop our entry: the client frees itself after this callback.
+      auto& v = iop->token_http1;
+      v.erase(std::remove(v.begin(), v.end(), *self), v.end());
+      if (r.failure == net::Http1Failure::h2_selected) {
+        LOG_DEBUG("fcm: token host %s selected h2; using HTTP/2", token_url.authority.c_str());
+        iop->token_over_h2 = true;
+        int64_t left = timeout_ms - static_cast<int64_t>(uv_now(iop->loop) - started);
+        fetch_token_h2(iop, token_url, std::move(body), std::max<int64_t>(left, 1), shared_done);
+        return;
+      }
+      if (r.failure != net::Http1Failure::none) {
+        LOG_WARN("fcm: token request to %s over HTTP/1.1 failed (%s): %s",
+                 token_url.authority.c_str(), net::http1_failure_name(r.failure), r.error.c_str());
+        (*shared_done)(0, {});
+        return;
+      }
+      (*shared_done)(r.status, r.body);
+    };
+    *self = net::Http1Client::start(iop->loop, iop->token_tls.get(), std::move(req), std::move(on_done));
+    iop->token_http1.push_back(*self);
   };
   auto token_schedule = [iop](int64_t delay_ms) {
     if (iop->token_timer != nullptr) iop->token_timer->arm(delay_ms);

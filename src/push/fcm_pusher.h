@@ -6,7 +6,8 @@
 //
 // Ownership: the pusher owns each accepted push until its SendDone has run (exactly once, on the
 // loop thread, never inside send()). create() wires production I/O (TLS context, one pool to the
-// FCM endpoint, a small one to the token host, two uv timers); the plain constructor takes injected
+// FCM endpoint; for the token host a one-shot HTTP/1.1 request when ALPN picks http/1.1, else a
+// small HTTP/2 pool; two uv timers); the plain constructor takes injected
 // transport and timer functions so the engine runs under a FakeClock in unit tests.
 #pragma once
 #include <uv.h>

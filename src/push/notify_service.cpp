@@ -19,10 +19,10 @@ NotifyService::NotifyService(const Clock& clock, const Config::Push& cfg)
 
 std::shared_ptr<Fanout> Fanout::create(uv_loop_t* loop, store::Store& store, NotifyService& service,
                                        FanoutOptions opts, OnAnswer on_answer) {
-  return std::shared_ptr<Fanout>(new Fanout(loop, store, service, opts, std::move(on_answer)));
+  return std::make_shared<Fanout>(Key{}, loop, store, service, opts, std::move(on_answer));
 }
 
-Fanout::Fanout(uv_loop_t* loop, store::Store& store, NotifyService& service, FanoutOptions opts,
+Fanout::Fanout(Key, uv_loop_t* loop, store::Store& store, NotifyService& service, FanoutOptions opts,
                OnAnswer on_answer)
     : loop_(loop), store_(store), service_(service), opts_(opts), on_answer_(std::move(on_answer)) {}
 
@@ -32,9 +32,10 @@ void Fanout::send(Pusher& pusher, PushMessage&& msg) {
   size_t i = entries_.size();
   int kind = msg.platform == Platform::apns ? store::kKindApns : store::kKindFcm;
   entries_.push_back(Entry{&pusher, kind, msg.token});
-  // The callback holds a strong reference: late outcomes still delete dead tokens and count.
+  // keep_ holds this object until the outcome arrives: late outcomes still delete dead tokens
+  // and count.
   bool ok = pusher.send(std::move(msg), opts_.send_deadline_mono_ms,
-                        [self = shared_from_this(), i](const Outcome& o) { self->on_outcome(i, o); });
+                        [this, i](const Outcome& o) { on_outcome(i, o); });
   if (!ok) {
     // The caller checked has_capacity() first, so this is a race with another request's sends in
     // the same loop iteration; the send fails visibly instead of being dropped silently.
@@ -45,6 +46,7 @@ void Fanout::send(Pusher& pusher, PushMessage&& msg) {
   }
   ++tally_.sent;
   ++outstanding_;
+  if (!keep_) keep_ = shared_from_this();
 }
 
 void Fanout::finish() {
@@ -61,12 +63,13 @@ void Fanout::finish() {
     return;
   }
   timer_->data = this;
-  keep_ = shared_from_this();
+  if (!keep_) keep_ = shared_from_this();
   uint64_t after = opts_.answer_after_ms > 0 ? static_cast<uint64_t>(opts_.answer_after_ms) : 0;
   uv_timer_start(timer_, [](uv_timer_t* h) noexcept {
     auto* self = static_cast<Fanout*>(h->data);
     std::shared_ptr<Fanout> hold = self->keep_;  // self stays alive until this returns
     self->answer();
+    self->maybe_release();
   }, after, 0);
 }
 
@@ -116,6 +119,7 @@ void Fanout::on_outcome(size_t i, const Outcome& o) noexcept {
   }
   if (outstanding_ > 0) --outstanding_;
   if (outstanding_ == 0 && finished_) answer();
+  maybe_release();  // last: may end this object
 }
 
 void Fanout::answer() noexcept {
@@ -139,7 +143,11 @@ void Fanout::close_timer() noexcept {
              [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_timer_t*>(h); });
     timer_ = nullptr;
   }
-  // Last: dropping the self-reference may end this object (callers hold their own reference).
+}
+
+void Fanout::maybe_release() noexcept {
+  if (outstanding_ > 0 || timer_ != nullptr) return;
+  // Last: dropping the self-reference may end this object.
   std::shared_ptr<Fanout> drop = std::move(keep_);
 }
 

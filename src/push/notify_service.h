@@ -75,6 +75,12 @@ class Fanout : public std::enable_shared_from_this<Fanout> {
   // possibly from inside finish() when nothing is pending.
   static std::shared_ptr<Fanout> create(uv_loop_t* loop, store::Store& store, NotifyService& service,
                                         FanoutOptions opts, OnAnswer on_answer);
+  // Only create() can name the key (so it can use make_shared: one allocation).
+  struct Key {
+    explicit Key() = default;
+  };
+  Fanout(Key, uv_loop_t* loop, store::Store& store, NotifyService& service, FanoutOptions opts,
+         OnAnswer on_answer);
   ~Fanout();
   Fanout(const Fanout&) = delete;
   Fanout& operator=(const Fanout&) = delete;
@@ -92,10 +98,10 @@ class Fanout : public std::enable_shared_from_this<Fanout> {
     int kind;
     std::string token;  // for dead-token deletion and redacted logs; never the payload
   };
-  Fanout(uv_loop_t* loop, store::Store& store, NotifyService& service, FanoutOptions opts, OnAnswer on_answer);
   void on_outcome(size_t i, const Outcome& o) noexcept;
   void answer() noexcept;
   void close_timer() noexcept;
+  void maybe_release() noexcept;
 
   uv_loop_t* loop_;
   store::Store& store_;
@@ -108,7 +114,11 @@ class Fanout : public std::enable_shared_from_this<Fanout> {
   bool finished_ = false;
   bool answered_ = false;
   uv_timer_t* timer_ = nullptr;        // heap; freed in its close callback
-  std::shared_ptr<Fanout> keep_;       // self-reference while the timer is armed
+  // Self-reference while a send awaits its outcome or the timer is armed. The send callbacks
+  // then hold only a raw pointer (small enough for std::function's inline storage: no
+  // allocation or reference counting per send); every accepted send is reported exactly once
+  // (pusher.h), so the reference always ends.
+  std::shared_ptr<Fanout> keep_;
 };
 
 }  // namespace aloha::push

@@ -1,9 +1,10 @@
 // Google OAuth2 for FCM: the service-account JSON (loaded at start-up), the signed RS256 JWT
 // assertion, and OAuthTokenCache, which exchanges assertions for access tokens at `token_uri`,
 // caches the token, refreshes it ahead of expiry, one refresh at a time, with backoff on failure.
-// The cache does no I/O itself: the owner injects a Fetcher (an HTTP/2 POST) and a Scheduler (a
-// one-shot timer), so it is tested with a FakeClock. Waiter callbacks never run inside the call
-// that registered them; they run from the fetch completion or from close().
+// The cache does no I/O itself: the owner injects a Fetcher (a POST over HTTP/2 or HTTP/1.1, as
+// ALPN decides: fcm_pusher.cpp) and a Scheduler (a one-shot timer), so it is tested with a
+// FakeClock. Waiter callbacks never run inside the call that registered them; they run from the
+// fetch completion or from close().
 #pragma once
 #include <cstdint>
 #include <deque>

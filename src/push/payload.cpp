@@ -290,18 +290,48 @@ RemoveIds rewrite_remove_ids(Value& payload, rapidjson::Document::AllocatorType&
 // ---- bodies ----
 
 std::string build_apns_body(const Value& apns_payload, const BigInts& big) {
-  // Zulip: message = {**payload.pop("custom", {}), "aps": payload}.
-  JsonObjectText top;
+  // Zulip: message = {**payload.pop("custom", {}), "aps": payload}. Written straight into one
+  // string (no per-key value strings): custom's distinct keys in order, "aps" taking the place
+  // of a custom "aps" key if there is one (dict update keeps the position), else coming last.
+  std::string out;
+  out.reserve(512);
+  bool first = true;
+  bool aps_written = false;
+  auto write_aps = [&] {
+    out += "\"aps\":{";
+    bool first_aps = true;
+    if (apns_payload.IsObject())
+      for_each_unique(apns_payload, [&](std::string_view k, const Value& v) {
+        if (k == "custom") return;
+        if (!first_aps) out.push_back(',');
+        first_aps = false;
+        append_json_string(out, k);
+        out.push_back(':');
+        append_json(out, v, big);
+      });
+    out.push_back('}');
+    aps_written = true;
+  };
+  out.push_back('{');
   const Value* custom = last_member(apns_payload, "custom");
   if (custom != nullptr && custom->IsObject())
-    for_each_unique(*custom, [&](std::string_view k, const Value& v) { top.set(k, to_json(v, big)); });
-  JsonObjectText aps;
-  if (apns_payload.IsObject())
-    for_each_unique(apns_payload, [&](std::string_view k, const Value& v) {
-      if (k != "custom") aps.set(k, to_json(v, big));
+    for_each_unique(*custom, [&](std::string_view k, const Value& v) {
+      if (!first) out.push_back(',');
+      first = false;
+      if (k == "aps") {
+        write_aps();
+        return;
+      }
+      append_json_string(out, k);
+      out.push_back(':');
+      append_json(out, v, big);
     });
-  top.set("aps", aps.text());
-  return top.text();
+  if (!aps_written) {
+    if (!first) out.push_back(',');
+    write_aps();
+  }
+  out.push_back('}');
+  return out;
 }
 
 std::string build_fcm_data(const Value& payload, const BigInts& big,

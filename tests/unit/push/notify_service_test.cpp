@@ -128,6 +128,28 @@ TEST_CASE("fanout: answers once every send has an outcome, counting forwarded pu
   CHECK(f.st.counters().get(f.server_a, std::nullopt, push::kPushesForwarded, day).value_or(0) == 1);
 }
 
+TEST_CASE("fanout: keeps itself alive exactly until the last outcome, then frees itself") {
+  Fixture f;
+  push::NotifyService ns(f.clock, f.cfg);
+  FakePusher apns("apns", 10);
+  bool answered = false;
+  std::weak_ptr<push::Fanout> weak;
+  {
+    auto fan = push::Fanout::create(&f.loop, f.st, ns, {}, [&](const push::FanoutTally&) { answered = true; });
+    weak = fan;
+    fan->send(apns, f.msg(push::Platform::apns, "aa"));
+    fan->send(apns, f.msg(push::Platform::apns, "bb"));
+    fan->finish();
+  }
+  CHECK_FALSE(weak.expired());  // outcomes still to come; the caller's reference is gone
+  apns.finish(0, push::OutcomeKind::delivered);
+  CHECK_FALSE(weak.expired());
+  CHECK_FALSE(answered);
+  apns.finish(1, push::OutcomeKind::delivered);
+  CHECK(answered);
+  CHECK(weak.expired());  // the pusher still holds both SendDones: they hold no reference
+}
+
 TEST_CASE("fanout: with nothing sent the answer comes at once") {
   Fixture f;
   push::NotifyService ns(f.clock, f.cfg);
