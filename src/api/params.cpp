@@ -1,3 +1,4 @@
+#include "core/encoding.h"
 #include "api/params.h"
 
 #include <rapidjson/memorystream.h>
@@ -229,31 +230,7 @@ std::string json_quote(std::string_view s) {
   return out;
 }
 
-void append_json_quoted(std::string& out, std::string_view s) {
-  out.reserve(out.size() + s.size() + 2);
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          // RFC 8259 §7: control characters must be escaped.
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
+void append_json_quoted(std::string& out, std::string_view s) { enc::append_json_string(out, s); }
 
 std::size_t utf8_length(std::string_view s) {
   std::size_t n = 0;

@@ -28,6 +28,10 @@ bool base64_decode(std::string_view in, std::string& out);
 bool base64_decode(std::string_view in, char* out, size_t cap, size_t& len);
 
 // Well-formed UTF-8 per RFC 3629: no overlong forms, no surrogates (U+D800..DFFF), max U+10FFFF.
+// Appends s as a JSON string literal (RFC 8259 §7: quote, backslash and control characters
+// escaped; other bytes, UTF-8 included, kept). The one JSON string writer of the project.
+void append_json_string(std::string& out, std::string_view s);
+
 bool valid_utf8(std::string_view s);
 
 }  // namespace aloha::enc

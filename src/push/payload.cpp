@@ -1,3 +1,4 @@
+#include "core/encoding.h"
 #include "push/payload.h"
 
 #include <algorithm>
@@ -91,30 +92,7 @@ bool id_less(const RemoveId& a, const RemoveId& b) {
 
 }  // namespace
 
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          // RFC 8259 §7: control characters must be escaped.
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
+void append_json_string(std::string& out, std::string_view s) { enc::append_json_string(out, s); }
 
 void append_json(std::string& out, const Value& v, const BigInts& big) {
   switch (v.GetType()) {
