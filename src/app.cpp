@@ -28,6 +28,7 @@ struct App::Impl {
   uv_timer_t maintenance{};       // limiter pruning, WAL checkpoints
   uv_signal_t sigterm{}, sigint{};
   bool stopping = false;
+  std::string last_stats;
   int exit_code = 0;
 
   void begin_shutdown(const char* why);
@@ -120,6 +121,13 @@ int App::run() {
     auto* self = static_cast<Impl*>(h->data);
     self->limiter->prune();
     self->store->maintenance();
+    // Outcome counts per app, logged when they changed (retry entries dropped at retry_max_age
+    // show as gave_up).
+    std::string line = self->pushers->stats_line();
+    if (!line.empty() && line != self->last_stats) {
+      LOG_INFO("push stats: %s", line.c_str());
+      self->last_stats = std::move(line);
+    }
   }, 30'000, 30'000);
   uv_signal_init(&d.loop, &d.sigterm);
   uv_signal_init(&d.loop, &d.sigint);

@@ -517,4 +517,9 @@ void ApnsPusher::maybe_finish_close() {
   done();
 }
 
+void ApnsPusher::append_stats(std::string& out) const {
+  append_outcome_stats(out, name(), stats_.delivered, stats_.dead_token, stats_.retry_later,
+                       stats_.credential_problem, stats_.request_bug, stats_.retries);
+}
+
 }  // namespace aloha::push

@@ -94,6 +94,7 @@ class ApnsPusher final : public Pusher {
   void on_timer();
 
   const ApnsPusherStats& stats() const { return stats_; }
+  void append_stats(std::string& out) const override;
   h2::PoolStats pool_stats() const { return pool_->stats(); }
   // Tokens currently held back after a per-token 429 (bounded by max_token_backoffs).
   size_t token_backoffs() const { return token_not_before_.size(); }

@@ -649,4 +649,9 @@ std::unique_ptr<FcmPusher> FcmPusher::create(uv_loop_t* loop, const FcmConfig& c
   return pusher;
 }
 
+void FcmPusher::append_stats(std::string& out) const {
+  append_outcome_stats(out, name(), stats_.delivered, stats_.dead_token, stats_.retry_later,
+                       stats_.credential_problem, stats_.request_bug, stats_.retries);
+}
+
 }  // namespace aloha::push

@@ -86,6 +86,7 @@ class FcmPusher final : public Pusher {
   void on_timer();
 
   const FcmStats& stats() const { return stats_; }
+  void append_stats(std::string& out) const override;
   // The request body for a push (exposed for tests): {"message":{"token","data","android"}}.
   static std::string build_body(const PushMessage& msg);
   const std::string& send_path() const { return path_; }

@@ -1,8 +1,30 @@
 #include "push/pusher.h"
 
+#include <cstdio>
 #include <memory>
 
 namespace aloha::push {
+
+void append_outcome_stats(std::string& out, const std::string& name, uint64_t delivered, uint64_t dead,
+                          uint64_t gave_up, uint64_t credential, uint64_t bug, uint64_t retries) {
+  char buf[256];
+  snprintf(buf, sizeof buf,
+           "%s: delivered=%llu dead_token=%llu gave_up=%llu credential_problem=%llu request_bug=%llu "
+           "retries=%llu",
+           name.c_str(), static_cast<unsigned long long>(delivered), static_cast<unsigned long long>(dead),
+           static_cast<unsigned long long>(gave_up), static_cast<unsigned long long>(credential),
+           static_cast<unsigned long long>(bug), static_cast<unsigned long long>(retries));
+  out += buf;
+}
+
+std::string PusherRegistry::stats_line() const {
+  std::string out;
+  for (Pusher* p : all()) {
+    if (!out.empty()) out += "; ";
+    p->append_stats(out);
+  }
+  return out;
+}
 
 void PusherRegistry::add_apns(std::unique_ptr<Pusher> p, const std::vector<std::string>& topics) {
   Pusher* raw = p.get();

@@ -58,10 +58,19 @@ class Pusher {
   // Pushes accepted and not yet reported.
   virtual size_t pending() const = 0;
 
+  // Appends "name: delivered=… dead_token=… gave_up=… …" (counts since start; gave_up = pushes
+  // still retry_later when their deadline or shutdown came, i.e. dropped from the retry queue).
+  // The app logs it periodically. Never content.
+  virtual void append_stats(std::string& out) const { (void)out; }
+
   // Shutdown: no new pushes; pending ones are reported retry_later (content dropped, never
   // persisted) and connections close. `done` runs once every handle is closed.
   virtual void close(std::function<void()> done) = 0;
 };
+
+// The common form of Pusher::append_stats.
+void append_outcome_stats(std::string& out, const std::string& name, uint64_t delivered, uint64_t dead,
+                          uint64_t gave_up, uint64_t credential, uint64_t bug, uint64_t retries);
 
 // Which pusher serves a device (upstreams.md): the [apns.NAME] section whose `topics` list the
 // device's ios_app_id, else the section without `topics`; FCM has one pusher. nullptr means "no
@@ -78,6 +87,9 @@ class PusherRegistry {
 
   // Every pusher, for shutdown and stats.
   std::vector<Pusher*> all() const;
+
+  // Every pusher's append_stats(), "; "-separated.
+  std::string stats_line() const;
 
   // Closes every pusher; done runs once all have closed.
   void close_all(std::function<void()> done);

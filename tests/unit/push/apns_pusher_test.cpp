@@ -419,6 +419,11 @@ TEST_CASE("apns: 503 until the deadline ends in retry_later no later than the de
   CHECK(answered >= 3);  // 200, 400, 800 ms backoffs fit in 3 s; 1600 more does not
   CHECK(r.at_ms <= start + 3000);
   CHECK(h.pusher->pending() == 0);
+  // The push dropped at its deadline is counted (the app logs these lines periodically).
+  std::string stats;
+  h.pusher->append_stats(stats);
+  CHECK(stats.find("delivered=0 dead_token=0 gave_up=1 ") != std::string::npos);
+  CHECK(stats.find("retries=" + std::to_string(answered - 1)) != std::string::npos);
 }
 
 TEST_CASE("apns: Retry-After on 503 delays the retry that long") {
