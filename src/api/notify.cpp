@@ -244,13 +244,26 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
   Services* svcp = &svc;
   Identity ident = id;
   bool has_realm = realm.has_value();
+  // Step 6 needs the user's rows as they are after the sends. When no device row changed
+  // meanwhile (no dead token, no concurrent register/unregister: the store's generation is the
+  // same), those are step 2's rows minus its deleted duplicates, and no second lookup is needed.
+  std::vector<store::DeviceRow> kept;
+  kept.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i)
+    if (!plan[i].gone) kept.push_back(rows[i]);
+  const uint64_t generation = svc.store.devices().generation();
   auto fanout = push::Fanout::create(
       svc.loop, svc.store, ns, fo,
-      [svcp, ex, body, android, apple, ident, has_realm, n_android, n_apple](const push::FanoutTally&) {
+      [svcp, ex, body, android, apple, ident, has_realm, n_android, n_apple, generation,
+       kept = std::move(kept)](const push::FanoutTally&) {
         Services& s = *svcp;
-        std::vector<store::DeviceRow> after;
+        std::vector<store::DeviceRow> reread;
+        const std::vector<store::DeviceRow>* after_rows = &kept;
         try {
-          after = s.store.devices().for_identity(ex->server->id, ident.user_id, uuid_view(ident));
+          if (s.store.devices().generation() != generation) {
+            reread = s.store.devices().for_identity(ex->server->id, ident.user_id, uuid_view(ident));
+            after_rows = &reread;
+          }
         } catch (const std::exception& e) {
           LOG_ERROR("push/notify: reading devices failed: %s", e.what());
           ex->respond(retry_later("The push bouncer's database is unavailable; retry later"));
@@ -259,7 +272,7 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
         JsonFields f;
         f.integer("total_android_devices", n_android);
         f.integer("total_apple_devices", n_apple);
-        append_deleted_devices(f.raw_into("deleted_devices"), after, *android, *apple);
+        append_deleted_devices(f.raw_into("deleted_devices"), *after_rows, *android, *apple);
         f.raw("realm", has_realm ? R"({"can_push":true,"expected_end_timestamp":null})" : "null");
         respond_after_commit(s.store, ex, success(std::move(f)));
       });

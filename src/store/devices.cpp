@@ -106,6 +106,7 @@ std::vector<DeviceRow> Devices::for_identity(int64_t server, std::optional<int64
 }
 
 RegisterResult Devices::register_device(const DeviceRegistration& reg) {
+  ++generation_;
   if (!reg.user_id && !reg.user_uuid) throw StoreError("register_device: neither user_id nor user_uuid");
   const std::string norm = normalize_token(reg.kind, reg.token);
   const std::optional<std::string> uuid =
@@ -174,6 +175,7 @@ RegisterResult Devices::register_device(const DeviceRegistration& reg) {
 
 int Devices::unregister(int64_t server, int kind, std::string_view token, std::optional<int64_t> uid,
                         std::optional<std::string_view> uuid) {
+  ++generation_;
   const std::string norm = normalize_token(kind, token);
   return db_.write([&] {
     int n = 0;
@@ -199,6 +201,7 @@ int Devices::unregister(int64_t server, int kind, std::string_view token, std::o
 }
 
 int Devices::unregister_all(int64_t server, std::optional<int64_t> uid, std::optional<std::string_view> uuid) {
+  ++generation_;
   return db_.write([&] {
     int n = 0;
     if (uuid) {
@@ -219,6 +222,7 @@ int Devices::unregister_all(int64_t server, std::optional<int64_t> uid, std::opt
 }
 
 bool Devices::delete_by_id(int64_t id) {
+  ++generation_;
   return db_.write([&] {
     auto u = del_id_.use();
     del_id_.bind(1, id);
@@ -227,6 +231,7 @@ bool Devices::delete_by_id(int64_t id) {
 }
 
 int Devices::delete_dead(int kind, std::string_view token, int64_t before_ms) {
+  ++generation_;
   const std::string norm = normalize_token(kind, token);
   return db_.write([&] {
     auto u = del_dead_.use();

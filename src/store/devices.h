@@ -87,6 +87,11 @@ class Devices {
   int unregister_all(int64_t server, std::optional<int64_t> uid, std::optional<std::string_view> uuid);
   bool delete_by_id(int64_t id);
 
+  // Changes on every call that may insert or delete rows (even when it then changes nothing or is
+  // rolled back): equal values mean no device row changed in between, so a caller may reuse rows
+  // it read (push/notify's answer reuses its step-2 rows instead of reading them again).
+  uint64_t generation() const { return generation_; }
+
   // Dead token, for every server, honouring the 410 timestamp rule (upstreams.md): deletes rows of
   // (kind, token) whose registered_ms < before_ms (INT64_MAX: always). Returns the count deleted.
   int delete_dead(int kind, std::string_view token, int64_t before_ms);
@@ -98,6 +103,7 @@ class Devices {
   std::optional<DeviceRow> find_by_id(int64_t id);
 
  private:
+  uint64_t generation_ = 0;
   void read_rows(Stmt& s, std::vector<DeviceRow>& out);
 
   Database& db_;

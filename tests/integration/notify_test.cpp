@@ -5,6 +5,9 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <thread>
+
+#include <chrono>
 #include <string>
 
 #include "notify_support.h"
@@ -284,6 +287,31 @@ TEST_CASE("push/notify via the mock: counters per server and per realm; realm ob
   CHECK(count("realm_id IS NULL", "mobile_pushes_forwarded::day") == 2);
   CHECK(count("realm_id IS NOT NULL", "mobile_pushes_received::day") == 2);
   CHECK(count("realm_id IS NOT NULL", "mobile_pushes_forwarded::day") == 2);
+}
+
+TEST_CASE("push/notify via the mock: a device unregistered while the sends are out is reported deleted") {
+  MockUpstream slow({"--delay-ms", "1500"});
+  TempDir dir;
+  BouncerProcess b(slow.apns_section() + "[push]\nnotify_deadline = 5s\n", &dir);
+  auto s = register_server(b, "concurrent.aloha-test.org");
+  const std::string apns = "a4" + std::string(62, '7');
+  reg_device(b, s, 1, apns, {{"user_id", "9"}});
+  reg_device(b, s, 2, "fcm-concurrent", {{"user_id", "9"}});  // no [fcm]: counted, not sent
+  HttpResult r;
+  std::thread t([&] {
+    r = post_json(b, "push/notify",
+                  R"({"user_id":9,"apns_payload":{"alert":"x"},"android_devices":["fcm-concurrent"],)"
+                  R"("apple_devices":[")" + apns + "\"]}",
+                  s);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // the APNs send is out (1.5 s)
+  HttpResult u = b.post_form(remotes("push/unregister"),
+                             {{"token", "fcm-concurrent"}, {"token_kind", "2"}, {"user_id", "9"}}, s.auth());
+  CHECK(u.status == 200);
+  t.join();
+  CHECK(r.status == 200);
+  CHECK(JsonBody(r.body).int64("total_android_devices") == 1);
+  CHECK(deleted(r) == R"({"android_devices":["fcm-concurrent"],"apple_devices":[]})");
 }
 
 }  // TEST_SUITE
