@@ -23,33 +23,18 @@
 #include "push/apns_pusher.h"
 #include "push/jwt.h"
 #include "push/push_setup.h"
+#include "support/mock_upstream.h"
 #include "support/process.h"
+#include "support/uv_loop.h"
 
 using namespace aloha;
 using namespace aloha::push;
 
 namespace {
 
-std::string env_or(const char* name, const std::string& dflt) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : dflt;
-}
-std::string source_root() { return env_or("ALOHA_SOURCE_ROOT", "."); }
-std::string tls_dir() { return env_or("ALOHA_TEST_DATA", source_root() + "/tests/data") + "/tls"; }
-
-std::string dirname(const std::string& p) {
-  size_t s = p.rfind('/');
-  return s == std::string::npos ? "." : p.substr(0, s);
-}
-
-// $ALOHA_MOCK_UPSTREAM_BIN, else <build>/tools/mock-upstream next to <build>/tests/.
-std::string mock_binary() {
-  if (const char* e = std::getenv("ALOHA_MOCK_UPSTREAM_BIN"); e && *e) return e;
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  std::string self = n > 0 ? std::string(buf, static_cast<size_t>(n)) : ".";
-  return dirname(dirname(self)) + "/tools/mock-upstream";
-}
+using test::env_or;
+using test::source_root;
+using test::tls_dir;
 
 std::string random_hex(size_t n) {
   static std::mt19937_64 rng{std::random_device{}()};
@@ -61,13 +46,11 @@ std::string random_hex(size_t n) {
 // A 64-digit token starting with prefix; "a…" matches no scripted rule.
 std::string token(const std::string& prefix = "a") { return prefix + random_hex(64 - prefix.size()); }
 
-struct MockUpstream {
-  std::unique_ptr<test::Process> proc;
-  uint16_t port = 0;
+struct MockUpstream : test::MockUpstreamProcess {
   std::vector<std::string> args;
 
   explicit MockUpstream(std::vector<std::string> extra = {}, bool token_auth = true, uint16_t fixed_port = 0) {
-    args = {mock_binary(), "--listen", "127.0.0.1:" + std::to_string(fixed_port), "--cert",
+    args = {test::mock_upstream_binary(), "--listen", "127.0.0.1:" + std::to_string(fixed_port), "--cert",
             tls_dir() + "/server.crt", "--key", tls_dir() + "/server.key"};
     if (token_auth) {
       args.push_back("--apns-public-key");
@@ -76,34 +59,12 @@ struct MockUpstream {
     args.insert(args.end(), extra.begin(), extra.end());
     start();
   }
-  void start() {
-    REQUIRE_MESSAGE(::access(args[0].c_str(), X_OK) == 0, "mock-upstream binary not found at ", args[0],
-                    " (build tools/ or set ALOHA_MOCK_UPSTREAM_BIN)");
-    test::ProcessOptions o;
-    o.argv = args;
-    proc = std::make_unique<test::Process>(o);
-    bool up = proc->wait_stderr(
-        [](std::string_view e) {
-          size_t p = e.find("listening on ");
-          return p != std::string_view::npos && e.find('\n', p) != std::string_view::npos;
-        },
-        10000);
-    std::string e = proc->stderr_text();
-    REQUIRE_MESSAGE(up, "mock-upstream did not start: ", e);
-    port = static_cast<uint16_t>(std::atoi(e.c_str() + e.find(':', e.find("listening on ")) + 1));
-    REQUIRE(port > 0);
-  }
+  void start() { test::MockUpstreamProcess::start(args, test::MockReady::Listening); }
   // Kills it and starts it again on the same port.
   void restart_same_port() {
     proc->kill9();
     args[2] = "127.0.0.1:" + std::to_string(port);
     start();
-  }
-  ~MockUpstream() {
-    if (proc && proc->running()) {
-      proc->signal(SIGTERM);
-      proc->wait(5000);
-    }
   }
 };
 
@@ -114,14 +75,7 @@ struct NodeApns {
     test::ProcessOptions o;
     o.argv = {env_or("NODE", "/usr/bin/node"), source_root() + "/tests/support/apns_node_server.js",
               "--cert", tls_dir() + "/server.crt", "--key", tls_dir() + "/server.key"};
-    proc = std::make_unique<test::Process>(o);
-    bool up = proc->wait_stderr(
-        [](std::string_view e) { return e.find("LISTENING ") != std::string_view::npos && e.find('\n') != std::string_view::npos; },
-        10000);
-    REQUIRE_MESSAGE(up, "node server did not start: ", proc->stderr_text());
-    std::string e = proc->stderr_text();
-    port = static_cast<uint16_t>(std::atoi(e.c_str() + e.find("LISTENING ") + 10));
-    REQUIRE(port > 0);
+    port = test::start_node_listening(proc, o);
   }
 };
 
@@ -133,24 +87,13 @@ struct Loop {
     uv_loop_init(&loop);
   }
   ~Loop() {
-    for (int i = 0; i < 100 && uv_loop_alive(&loop); ++i) uv_run(&loop, UV_RUN_NOWAIT);
+    test::drain_loop(&loop);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop) == 0);
   }
   template <class Pred>
   bool run_until(Pred pred, int timeout_ms) {
-    uv_timer_t tick;
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, [](uv_timer_t*) {}, 20, 20);
-    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    bool ok = pred();
-    while (!ok && std::chrono::steady_clock::now() < end) {
-      uv_run(&loop, UV_RUN_ONCE);
-      ok = pred();
-    }
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return ok;
+    return test::run_loop_until(&loop, pred, timeout_ms, 20);
   }
   void run_for(int ms) {
     run_until([] { return false; }, ms);

@@ -24,31 +24,16 @@
 #include "net/tls.h"
 #include "push/fcm_pusher.h"
 #include "support/fixture.h"
+#include "support/mock_upstream.h"
 #include "support/process.h"
+#include "support/uv_loop.h"
 
 using namespace aloha;
 using namespace aloha::push;
 
 namespace {
 
-std::string env_or(const char* name, const std::string& dflt) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : dflt;
-}
-std::string tls_dir() {
-  return env_or("ALOHA_TEST_DATA", env_or("ALOHA_SOURCE_ROOT", ".") + "/tests/data") + "/tls";
-}
-std::string dirname(const std::string& p) {
-  size_t s = p.rfind('/');
-  return s == std::string::npos ? "." : p.substr(0, s);
-}
-std::string mock_binary() {
-  if (const char* e = std::getenv("ALOHA_MOCK_UPSTREAM_BIN"); e && *e) return e;
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  std::string self = n > 0 ? std::string(buf, static_cast<size_t>(n)) : ".";
-  return dirname(dirname(self)) + "/tools/mock-upstream";
-}
+using test::tls_dir;
 std::string read_all(const std::string& path) {
   std::string out;
   FILE* f = std::fopen(path.c_str(), "rb");
@@ -60,33 +45,12 @@ std::string read_all(const std::string& path) {
   return out;
 }
 
-struct MockFcm {
-  std::unique_ptr<test::Process> proc;
-  uint16_t port = 0;
-
+struct MockFcm : test::MockUpstreamProcess {
   explicit MockFcm(int token_ttl_s = 3600) {
-    test::ProcessOptions o;
-    o.argv = {mock_binary(), "--listen", "127.0.0.1:0", "--cert", tls_dir() + "/server.crt",
-              "--key", tls_dir() + "/server.key", "--fcm-public-key", tls_dir() + "/fcm-key.pub.pem",
-              "--fcm-token-ttl", std::to_string(token_ttl_s)};
-    REQUIRE_MESSAGE(::access(o.argv[0].c_str(), X_OK) == 0, "mock-upstream not found at ", o.argv[0]);
-    proc = std::make_unique<test::Process>(o);
-    bool up = proc->wait_stderr(
-        [](std::string_view e) {
-          size_t p = e.find("listening on ");
-          return p != std::string_view::npos && e.find('\n', p) != std::string_view::npos;
-        },
-        10000);
-    std::string e = proc->stderr_text();
-    REQUIRE_MESSAGE(up, "mock-upstream did not start: ", e);
-    port = static_cast<uint16_t>(std::atoi(e.c_str() + e.find(':', e.find("listening on ")) + 1));
-    REQUIRE(port > 0);
-  }
-  ~MockFcm() {
-    if (proc && proc->running()) {
-      proc->signal(SIGTERM);
-      proc->wait(5000);
-    }
+    start({test::mock_upstream_binary(), "--listen", "127.0.0.1:0", "--cert", tls_dir() + "/server.crt",
+           "--key", tls_dir() + "/server.key", "--fcm-public-key", tls_dir() + "/fcm-key.pub.pem",
+           "--fcm-token-ttl", std::to_string(token_ttl_s)},
+          test::MockReady::Listening);
   }
 };
 
@@ -135,24 +99,13 @@ struct Env {
     CHECK(closed);
     pusher.reset();
     ctl.reset();
-    for (int i = 0; i < 100 && uv_loop_alive(&loop); ++i) uv_run(&loop, UV_RUN_NOWAIT);
+    test::drain_loop(&loop);
     CHECK(uv_loop_close(&loop) == 0);  // no leaked handles
   }
 
   template <class Pred>
   bool run_until(Pred pred, int timeout_ms) {
-    uv_timer_t tick;
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, [](uv_timer_t*) noexcept {}, 10, 10);
-    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    bool ok = pred();
-    while (!ok && std::chrono::steady_clock::now() < end) {
-      uv_run(&loop, UV_RUN_ONCE);
-      ok = pred();
-    }
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return ok;
+    return test::run_loop_until(&loop, pred, timeout_ms, 10);
   }
   void wait_ms(int ms) {
     run_until([] { return false; }, ms);

@@ -12,19 +12,18 @@
 
 #include "h2/pool.h"
 #include "net/tls.h"
+#include "support/mock_upstream.h"
 #include "support/process.h"
+#include "support/uv_loop.h"
 
 using namespace aloha;
 using namespace aloha::h2;
 
 namespace {
 
-std::string env_or(const char* name, const std::string& dflt) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : dflt;
-}
-std::string source_root() { return env_or("ALOHA_SOURCE_ROOT", "."); }
-std::string tls_dir() { return env_or("ALOHA_TEST_DATA", source_root() + "/tests/data") + "/tls"; }
+using test::env_or;
+using test::source_root;
+using test::tls_dir;
 
 struct NodeServer {
   std::unique_ptr<test::Process> proc;
@@ -37,14 +36,7 @@ struct NodeServer {
               std::to_string(max_streams)};
     if (plain) o.argv.push_back("--plain");
     o.argv[0] = env_or("NODE", "/usr/bin/node");
-    proc = std::make_unique<test::Process>(o);
-    bool up = proc->wait_stderr(
-        [](std::string_view e) { return e.find("LISTENING ") != std::string_view::npos && e.find('\n') != std::string_view::npos; },
-        10000);
-    REQUIRE_MESSAGE(up, "node server did not start: ", proc->stderr_text());
-    std::string e = proc->stderr_text();
-    port = static_cast<uint16_t>(std::atoi(e.c_str() + e.find("LISTENING ") + 10));
-    REQUIRE(port > 0);
+    port = test::start_node_listening(proc, o);
   }
 };
 
@@ -53,25 +45,14 @@ struct Loop {
   Loop() { uv_loop_init(&loop); }
   ~Loop() {
     // Let every handle finish closing; the fixture fails a test that leaks handles.
-    for (int i = 0; i < 100 && uv_loop_alive(&loop); ++i) uv_run(&loop, UV_RUN_NOWAIT);
+    test::drain_loop(&loop);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop) == 0);
   }
   // Runs the loop until pred() or timeout_ms.
   template <class Pred>
   bool run_until(Pred pred, int timeout_ms) {
-    uv_timer_t tick;
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, [](uv_timer_t*) {}, 20, 20);  // bounded blocking in UV_RUN_ONCE
-    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    bool ok = pred();
-    while (!ok && std::chrono::steady_clock::now() < end) {
-      uv_run(&loop, UV_RUN_ONCE);
-      ok = pred();
-    }
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return ok;
+    return test::run_loop_until(&loop, pred, timeout_ms, 20);
   }
 };
 

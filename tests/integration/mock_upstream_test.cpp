@@ -16,32 +16,16 @@
 #include "core/encoding.h"
 #include "net/pk.h"
 #include "support/http_client.h"
+#include "support/mock_upstream.h"
 #include "support/process.h"
 
 using namespace aloha;
 
 namespace {
 
-std::string env_or(const char* name, const std::string& dflt) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : dflt;
-}
-std::string source_root() { return env_or("ALOHA_SOURCE_ROOT", "."); }
-std::string tls_dir() { return env_or("ALOHA_TEST_DATA", source_root() + "/tests/data") + "/tls"; }
-
-std::string dirname(const std::string& p) {
-  size_t s = p.rfind('/');
-  return s == std::string::npos ? "." : p.substr(0, s);
-}
-
-// $ALOHA_MOCK_UPSTREAM_BIN, else <build>/tools/mock-upstream next to <build>/tests/.
-std::string mock_binary() {
-  if (const char* e = std::getenv("ALOHA_MOCK_UPSTREAM_BIN"); e && *e) return e;
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  std::string self = n > 0 ? std::string(buf, static_cast<size_t>(n)) : ".";
-  return dirname(dirname(self)) + "/tools/mock-upstream";
-}
+using test::env_or;
+using test::source_root;
+using test::tls_dir;
 
 int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -92,43 +76,17 @@ std::string mint_jwt(int64_t iat, JwtFlaw flaw = JwtFlaw::none) {
   return input + "." + enc::base64url_encode(sig);
 }
 
-struct Mock {
-  std::unique_ptr<test::Process> proc;
-  uint16_t port = 0;
-  uint16_t control_port = 0;
-
+struct Mock : test::MockUpstreamProcess {
   explicit Mock(const std::vector<std::string>& extra = {}, bool token_auth = true) {
-    test::ProcessOptions o;
-    o.argv = {mock_binary(), "--listen", "127.0.0.1:0", "--cert", tls_dir() + "/server.crt",
-              "--key", tls_dir() + "/server.key", "--http1-control-port", "0"};
+    std::vector<std::string> argv = {test::mock_upstream_binary(), "--listen", "127.0.0.1:0", "--cert",
+                                     tls_dir() + "/server.crt", "--key", tls_dir() + "/server.key",
+                                     "--http1-control-port", "0"};
     if (token_auth) {
-      o.argv.push_back("--apns-public-key");
-      o.argv.push_back(tls_dir() + "/apns-key.pub.pem");
+      argv.push_back("--apns-public-key");
+      argv.push_back(tls_dir() + "/apns-key.pub.pem");
     }
-    o.argv.insert(o.argv.end(), extra.begin(), extra.end());
-    REQUIRE_MESSAGE(::access(o.argv[0].c_str(), X_OK) == 0,
-                    "mock-upstream binary not found at ", o.argv[0],
-                    " (build tools/ or set ALOHA_MOCK_UPSTREAM_BIN)");
-    proc = std::make_unique<test::Process>(o);
-    bool up = proc->wait_stderr(
-        [](std::string_view e) {
-          size_t p = e.find("http1 control on ");
-          return p != std::string_view::npos && e.find('\n', p) != std::string_view::npos;
-        },
-        10000);
-    std::string e = proc->stderr_text();
-    REQUIRE_MESSAGE(up, "mock-upstream did not start: ", e);
-    port = static_cast<uint16_t>(std::atoi(e.c_str() + e.find(':', e.find("listening on ")) + 1));
-    size_t c = e.find("http1 control on ");
-    control_port = static_cast<uint16_t>(std::atoi(e.c_str() + e.find(':', c) + 1));
-    REQUIRE(port > 0);
-    REQUIRE(control_port > 0);
-  }
-  ~Mock() {
-    if (proc && proc->running()) {
-      proc->signal(SIGTERM);
-      proc->wait(5000);
-    }
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    start(argv, test::MockReady::Control);
   }
 
   test::JsonBody control(const std::string& method, const std::string& path,

@@ -18,26 +18,10 @@
 #include "api_checks.h"
 #include "support/fixture.h"
 #include "support/http_client.h"
+#include "support/mock_upstream.h"
 #include "support/process.h"
 
 namespace aloha::test::notify {
-
-inline std::string env_or(const char* name, const std::string& dflt) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : dflt;
-}
-inline std::string tls_dir() {
-  return env_or("ALOHA_TEST_DATA", env_or("ALOHA_SOURCE_ROOT", ".") + "/tests/data") + "/tls";
-}
-
-inline std::string mock_binary() {
-  if (const char* e = std::getenv("ALOHA_MOCK_UPSTREAM_BIN"); e && *e) return e;
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  std::string self = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "./x";
-  std::string dir = self.substr(0, self.rfind('/'));
-  return dir.substr(0, dir.rfind('/')) + "/tools/mock-upstream";
-}
 
 inline HttpResult post_json(BouncerProcess& b, const std::string& rel, const std::string& body,
                             const ServerCreds& s, int timeout_ms = 20000) {
@@ -96,35 +80,15 @@ inline void write_file(const std::string& path, const std::string& text) {
 }
 
 // The mock upstream (APNs + FCM + OAuth token endpoint on one TLS port, plain control port).
-struct MockUpstream {
-  std::unique_ptr<Process> proc;
-  uint16_t port = 0;
-  uint16_t control_port = 0;
-
+struct MockUpstream : MockUpstreamProcess {
   explicit MockUpstream(const std::vector<std::string>& extra = {}) {
-    ProcessOptions o;
-    o.argv = {mock_binary(), "--listen", "127.0.0.1:0", "--cert", tls_dir() + "/server.crt", "--key",
-              tls_dir() + "/server.key", "--http1-control-port", "0", "--apns-public-key",
-              tls_dir() + "/apns-key.pub.pem"};
-    o.argv.insert(o.argv.end(), extra.begin(), extra.end());
-    REQUIRE_MESSAGE(::access(o.argv[0].c_str(), X_OK) == 0, "mock-upstream not found at ", o.argv[0]);
-    proc = std::make_unique<Process>(o);
-    bool up = proc->wait_stderr(
-        [](std::string_view e) {
-          size_t p = e.find("http1 control on ");
-          return p != std::string_view::npos && e.find('\n', p) != std::string_view::npos;
-        },
-        10000);
-    std::string e = proc->stderr_text();
-    REQUIRE_MESSAGE(up, "mock-upstream did not start: ", e);
-    port = static_cast<uint16_t>(std::atoi(e.c_str() + e.find(':', e.find("listening on ")) + 1));
-    control_port = static_cast<uint16_t>(std::atoi(e.c_str() + e.find(':', e.find("http1 control on ")) + 1));
-  }
-  ~MockUpstream() {
-    if (proc && proc->running()) {
-      proc->signal(SIGTERM);
-      proc->wait(5000);
-    }
+    std::vector<std::string> argv = {mock_upstream_binary(), "--listen", "127.0.0.1:0", "--cert",
+                                     tls_dir() + "/server.crt", "--key", tls_dir() + "/server.key",
+                                     "--http1-control-port", "0", "--apns-public-key",
+                                     tls_dir() + "/apns-key.pub.pem"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    // This fixture never REQUIREd non-zero ports; keep it that way.
+    start(argv, MockReady::Control, /*require_ports=*/false);
   }
   std::string stats() {
     auto r = cli::http_request("GET", "http://127.0.0.1:" + std::to_string(control_port) + "/mock/stats", {}, "", 5000);

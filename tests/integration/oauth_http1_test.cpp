@@ -23,18 +23,17 @@
 #include "push/fcm_pusher.h"
 #include "push/oauth.h"
 #include "support/fixture.h"
+#include "support/mock_upstream.h"
 #include "support/process.h"
+#include "support/uv_loop.h"
 
 using namespace aloha;
 
 namespace {
 
-std::string env_or(const char* name, const std::string& dflt) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : dflt;
-}
-std::string source_root() { return env_or("ALOHA_SOURCE_ROOT", "."); }
-std::string tls_dir() { return env_or("ALOHA_TEST_DATA", source_root() + "/tests/data") + "/tls"; }
+using test::env_or;
+using test::source_root;
+using test::tls_dir;
 
 std::string read_all(const std::string& path) {
   std::string out;
@@ -106,17 +105,7 @@ struct NodeTokenServer {
     test::ProcessOptions o;
     o.argv = {env_or("NODE", "/usr/bin/node"), "-e", kNodeServer, tls_dir() + "/server.crt",
               tls_dir() + "/server.key", mode};
-    proc = std::make_unique<test::Process>(o);
-    bool up = proc->wait_stderr(
-        [](std::string_view e) {
-          size_t p = e.find("LISTENING ");
-          return p != std::string_view::npos && e.find('\n', p) != std::string_view::npos;
-        },
-        10000);
-    std::string e = proc->stderr_text();
-    REQUIRE_MESSAGE(up, "node server did not start: ", e);
-    port = static_cast<uint16_t>(std::atoi(e.c_str() + e.find("LISTENING ") + 10));
-    REQUIRE(port > 0);
+    port = test::start_node_listening(proc, o);
   }
   std::string log() const { return proc->stderr_text(); }
   int count(const std::string& what) const {
@@ -134,23 +123,12 @@ struct Loop {
     uv_loop_init(&loop);
   }
   ~Loop() {
-    for (int i = 0; i < 100 && uv_loop_alive(&loop); ++i) uv_run(&loop, UV_RUN_NOWAIT);
+    test::drain_loop(&loop);
     CHECK(uv_loop_close(&loop) == 0);  // no leaked handles
   }
   template <class Pred>
   bool run_until(Pred pred, int timeout_ms) {
-    uv_timer_t tick;
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, [](uv_timer_t*) noexcept {}, 10, 10);
-    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    bool ok = pred();
-    while (!ok && std::chrono::steady_clock::now() < end) {
-      uv_run(&loop, UV_RUN_ONCE);
-      ok = pred();
-    }
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return ok;
+    return test::run_loop_until(&loop, pred, timeout_ms, 10);
   }
 };
 
