@@ -45,16 +45,6 @@ bool token_is_path_safe(const std::string& t) {
   return true;
 }
 
-TransportFailure transport_of(h2::FailureKind k) {
-  switch (k) {
-    case h2::FailureKind::reset: return TransportFailure::reset;
-    case h2::FailureKind::goaway_unprocessed: return TransportFailure::goaway_unprocessed;
-    case h2::FailureKind::timeout: return TransportFailure::timeout;
-    case h2::FailureKind::connection_lost:
-    case h2::FailureKind::none: break;
-  }
-  return TransportFailure::connection_lost;
-}
 
 Outcome simple_outcome(OutcomeKind kind, int status, const char* reason) {
   Outcome o;
@@ -284,7 +274,7 @@ void ApnsPusher::on_response(uint64_t job_id, const h2::H2Response& resp) {
     const std::string* ra = resp.header("retry-after");
     o = map_apns(resp.status, resp.body, ra ? std::string_view(*ra) : std::string_view());
   } else {
-    o = map_transport(transport_of(resp.failure));
+    o = map_h2_failure(resp.failure);
   }
   handle_outcome(job, std::move(o), true);
   rearm();

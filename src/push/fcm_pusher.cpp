@@ -74,16 +74,6 @@ Outcome simple(OutcomeKind k, std::string reason) {
   return o;
 }
 
-TransportFailure transport_of(h2::FailureKind f) {
-  switch (f) {
-    case h2::FailureKind::reset: return TransportFailure::reset;
-    case h2::FailureKind::goaway_unprocessed: return TransportFailure::goaway_unprocessed;
-    case h2::FailureKind::timeout: return TransportFailure::timeout;
-    case h2::FailureKind::connection_lost:
-    case h2::FailureKind::none: break;
-  }
-  return TransportFailure::connection_lost;
-}
 
 }  // namespace
 
@@ -265,7 +255,7 @@ void FcmPusher::on_response(uint64_t id, uint64_t, const h2::H2Response& resp) {
   Push* p = it->second.get();
   if (p->state != State::in_flight) return;
   if (resp.failure != h2::FailureKind::none) {
-    handle(p, map_transport(transport_of(resp.failure)));
+    handle(p, map_h2_failure(resp.failure));
     return;
   }
   const std::string* ra = resp.header("retry-after");

@@ -194,4 +194,15 @@ Outcome map_transport(TransportFailure f) {
   return make(OutcomeKind::retry_later, 0, "transport");
 }
 
+Outcome map_h2_failure(h2::FailureKind k) {
+  switch (k) {
+    case h2::FailureKind::reset: return map_transport(TransportFailure::reset);
+    case h2::FailureKind::goaway_unprocessed: return map_transport(TransportFailure::goaway_unprocessed);
+    case h2::FailureKind::timeout: return map_transport(TransportFailure::timeout);
+    case h2::FailureKind::connection_lost:
+    case h2::FailureKind::none: break;
+  }
+  return map_transport(TransportFailure::connection_lost);
+}
+
 }  // namespace aloha::push

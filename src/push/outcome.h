@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "h2/session.h"
+
 namespace aloha::push {
 
 enum class OutcomeKind {
@@ -35,6 +37,8 @@ Outcome map_apns(int status, std::string_view body, std::string_view retry_after
 // FCM HTTP v1: status, the JSON error body, and the Retry-After header value if any.
 Outcome map_fcm(int status, std::string_view body, std::string_view retry_after = {});
 Outcome map_transport(TransportFailure f);
+// An HTTP/2 request that got no response (h2::FailureKind) as a send outcome: always retry_later.
+Outcome map_h2_failure(h2::FailureKind k);
 
 // Retry-After: delta-seconds (or an HTTP date, which we treat as unknown); -1 when absent/invalid.
 int64_t parse_retry_after_ms(std::string_view v);

@@ -145,3 +145,14 @@ TEST_SUITE("outcome") {
     CHECK(aloha::push::parse_retry_after_ms("9999999999") == -1);
   }
 }
+
+TEST_CASE("outcome: an HTTP/2 request without a response is retry_later, with the failure named") {
+  using aloha::h2::FailureKind;
+  CHECK(aloha::push::map_h2_failure(FailureKind::reset).reason == "stream reset");
+  CHECK(aloha::push::map_h2_failure(FailureKind::goaway_unprocessed).reason == "goaway unprocessed");
+  CHECK(aloha::push::map_h2_failure(FailureKind::timeout).reason == "timeout");
+  CHECK(aloha::push::map_h2_failure(FailureKind::connection_lost).reason == "connection lost");
+  for (FailureKind k : {FailureKind::reset, FailureKind::goaway_unprocessed, FailureKind::timeout,
+                        FailureKind::connection_lost})
+    CHECK(aloha::push::map_h2_failure(k).kind == OutcomeKind::retry_later);
+}
