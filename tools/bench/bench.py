@@ -370,7 +370,7 @@ ca_file = {TLS}/ca.crt
                 ',"gcm_options":{"priority":"high"}}')
 
     # -- one measured notify run --
-    def run_notify(self, name, auth, user_expr, conns, extra=(), expected_devices=1.0):
+    def run_notify(self, kind, name, auth, user_expr, conns, extra=(), expected_devices=1.0):
         url = self.url("push/notify")
         body = self.notify_body(user_expr)
         # Warm-up (not measured): opens the upstream connections, mints JWT/OAuth tokens.
@@ -390,7 +390,7 @@ ca_file = {TLS}/ca.crt
         wall = max(res["elapsed_s"], 1e-9)
         cpu_b = c1b - c0b
         row = {
-            "scenario": name, "connections": conns,
+            "kind": kind, "scenario": name, "connections": conns,
             "notify_per_s": res["ok_2xx"] / wall, "pushes_per_s": pushes / wall,
             "p50": res["latency_us"]["p50"] / 1000, "p90": res["latency_us"]["p90"] / 1000,
             "p99": res["latency_us"]["p99"] / 1000, "max": res["latency_us"]["max"] / 1000,
@@ -400,6 +400,7 @@ ca_file = {TLS}/ca.crt
             # Below ~0.2 s the clock-tick granularity (10 ms) makes a ratio meaningless.
             "pushes_per_cpu_s": pushes / cpu_b if cpu_b >= 0.2 else None,
             "notify_per_cpu_s": res["ok_2xx"] / cpu_b if cpu_b >= 0.2 else None,
+            "cpu_us_per_notify": cpu_b * 1e6 / res["ok_2xx"] if res["ok_2xx"] and cpu_b >= 0.2 else None,
             "peak_rss_kb": mem.get("VmHWM", 0), "peak_is_scenario": peak_reset,
             "loadgen_core": res["cpu_s"] / wall, "sink_core": (c1m - c0m) / wall, "wall_s": wall,
             # CPU the rest of the machine used meanwhile (other builds, tests): it competes for cores.
@@ -465,17 +466,17 @@ ca_file = {TLS}/ca.crt
         if "1dev" in scenarios:
             auth = self.new_server()
             self.timed_register(f"{human_count(base)} tokens, 1 per user", [auth], base)
-            self.run_notify(f"1 device per notify, {human_count(base)} tokens", auth, f"${{i%{base}}}", C)
+            self.run_notify("1dev", f"1 device per notify, {human_count(base)} tokens", auth, f"${{i%{base}}}", C)
         if "conns4x" in scenarios:
             auth = self.new_server()
             self.register(auth, base)
-            self.run_notify(f"1 device, {4 * C} connections", auth, f"${{i%{base}}}", 4 * C)
+            self.run_notify("conns4x", f"1 device, {4 * C} connections", auth, f"${{i%{base}}}", 4 * C)
         if "multi" in scenarios and a.devices > 1:
             auth = self.new_server()
             users = max(1, base // a.devices)
             self.register(auth, users * a.devices, devices=a.devices)
             n_apns = (a.devices + 1) // 2
-            self.run_notify(f"{a.devices} devices per notify ({n_apns} APNs + {a.devices - n_apns} FCM)",
+            self.run_notify("multi", f"{a.devices} devices per notify ({n_apns} APNs + {a.devices - n_apns} FCM)",
                             auth, f"${{i%{users}}}", C, expected_devices=a.devices)
         if "dead" in scenarios:
             auth = self.new_server()
@@ -488,7 +489,7 @@ ca_file = {TLS}/ca.crt
             pool = int(rate * 1.5 * a.duration / every) + 1000
             self.register(auth, pool, dead=True)
             extra = ["--alt-every", str(every), "--alt-body", self.notify_body("${n+1000000000}")]
-            row = self.run_notify(f"{100 / every:.0f} % dead tokens (410)", auth, f"${{i%{base}}}", C, extra)
+            row = self.run_notify("dead", f"{100 / every:.0f} % dead tokens (410)", auth, f"${{i%{base}}}", C, extra)
             dead = row["outcomes"].get("Unregistered", 0)
             expected = row["requests"] // every
             if dead < 0.95 * expected:
@@ -501,7 +502,7 @@ ca_file = {TLS}/ca.crt
             self.register(auth, base)
             self.mock_script({"delay_ms": a.sink_delay_ms})
             try:
-                row = self.run_notify(f"sink answers after {a.sink_delay_ms} ms", auth, f"${{i%{base}}}", C)
+                row = self.run_notify("delay", f"sink answers after {a.sink_delay_ms} ms", auth, f"${{i%{base}}}", C)
                 row["notes"].append(f"closed loop: at most {C} / {a.sink_delay_ms} ms = "
                                     f"{C * 1000 / max(1, a.sink_delay_ms):,.0f} notifications/s")
             finally:
@@ -512,7 +513,7 @@ ca_file = {TLS}/ca.crt
                 chunk = self.timed_register(f"{human_count(count)} tokens, 1 per user", servers, count)
                 # Users of the first server in a scattered order (7919 is prime: a permutation of
                 # 0..chunk-1 unless chunk is a multiple of it).
-                row = self.run_notify(f"1 device per notify, {human_count(count)} tokens", servers[0],
+                row = self.run_notify("big", f"1 device per notify, {human_count(count)} tokens", servers[0],
                                       f"${{i*7919%{chunk}}}", C)
                 if len(servers) > 1:
                     row["notes"].append(f"tokens spread over {len(servers)} servers (rate limit); notifies go "
@@ -525,6 +526,58 @@ ca_file = {TLS}/ca.crt
         time.sleep(a.idle)
         self.idle = {"seconds": a.idle, "cpu_s": proc_cpu_s(b) - c0,
                      "rss_kb": proc_mem_kb(b).get("VmRSS", 0), "hwm_kb": proc_mem_kb(b).get("VmHWM", 0)}
+
+    # -- the issue's targets, evaluated from this run --
+    def targets_markdown(self):
+        """One line per target of issue 6: the figure of this run and met / not met (reported, never
+        asserted). Targets whose scenarios did not run are left out."""
+        by = {}
+        for r in self.rows:
+            by.setdefault(r["kind"], r)
+        lines = ["| target (issue 6) | this run | |", "|---|---|---|"]
+
+        def add(target, figure, ok):
+            lines.append(f"| {target} | {figure} | {'met' if ok else '**not met**'} |")
+
+        one = by.get("1dev")
+        if one and one["pushes_per_cpu_s"]:
+            add(f"≥ {TARGET_PUSHES_PER_CPU_S:,} pushes per bouncer CPU-second, 1 device",
+                f"{one['pushes_per_cpu_s']:,.0f} ({one['cpu_us_per_notify']:.1f} µs per notify)",
+                one["pushes_per_cpu_s"] >= TARGET_PUSHES_PER_CPU_S)
+        if one:
+            add(f"notify p99 ≤ 2 ms at {one['connections']} connections, instant sink",
+                f"p99 {one['p99']:.2f} ms (p50 {one['p50']:.2f} ms)", one["p99"] <= 2.0)
+        multi = by.get("multi")
+        if one and multi and one["cpu_us_per_notify"] and multi["cpu_us_per_notify"]:
+            ratio = multi["cpu_us_per_notify"] / one["cpu_us_per_notify"]
+            add(f"a {self.a.devices}-device notify costs ≤ 1.5× a 1-device one (bouncer CPU per notify)",
+                f"{multi['cpu_us_per_notify']:.1f} vs {one['cpu_us_per_notify']:.1f} µs: {ratio:.2f}×", ratio <= 1.5)
+        dead = by.get("dead")
+        if one and dead and one["notify_per_s"]:
+            loss = 1 - dead["notify_per_s"] / one["notify_per_s"]
+            add(f"{100 * self.a.dead_share:.0f} % dead tokens cost ≤ 10 % throughput",
+                f"{dead['notify_per_s']:,.0f} vs {one['notify_per_s']:,.0f} notifications/s: "
+                f"{-100 * loss:+.1f} %", loss <= 0.10)
+        big = by.get("big")
+        if one and big and one["p50"] > 0 and one["p99"] > 0:
+            r50, r99 = big["p50"] / one["p50"], big["p99"] / one["p99"]
+            add(f"latency at {human_count(self.a.tokens[-1])} tokens ≤ 1.2× latency at "
+                f"{human_count(self.a.tokens[0])} (p50 and p99)",
+                f"p50 {big['p50']:.2f} vs {one['p50']:.2f} ms ({r50:.2f}×), p99 {big['p99']:.2f} vs "
+                f"{one['p99']:.2f} ms ({r99:.2f}×)", r50 <= 1.2 and r99 <= 1.2)
+        i = getattr(self, "idle", None)
+        if i:
+            label = (f"peak RSS ≤ 10 MB with {human_count(self.a.tokens[-1])} tokens under load" if big
+                     else "peak RSS ≤ 10 MB (this run had no 1M-token scenario)")
+            add(label, f"{i['hwm_kb'] / 1024:.1f} MB (start-up {self.startup_rss_kb / 1024:.1f} MB)",
+                i["hwm_kb"] <= 10 * 1024)
+            share = i["cpu_s"] / i["seconds"] if i["seconds"] else 0
+            add("idle CPU < 0.1 %", f"{i['cpu_s']:.2f} CPU-s in {i['seconds']:g} s ({100 * share:.2f} %)",
+                share < 0.001)
+        size = stripped_size(self.bin_bouncer, self.tmp)
+        if size is not None:
+            add("stripped binary ≤ 1.5 MB", f"{size:,} bytes", size <= 1_500_000)
+        return lines
 
     # -- report --
     def markdown(self):
@@ -542,13 +595,14 @@ ca_file = {TLS}/ca.crt
                    f"after {a.warmup:g} s warm-up; loopback, mock-upstream as instant sink (TLS 1.2, h2).")
         out.append("")
         out.append("| scenario | notifications/s | pushes/s (sink) | p50 | p90 | p99 | max | bouncer CPU s "
-                   "| pushes per CPU-s | peak RSS | bouncer / load tool / sink core |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+                   "| CPU µs per notify | pushes per CPU-s | peak RSS | bouncer / load tool / sink core |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in self.rows:
             rss = f"{r['peak_rss_kb'] / 1024:.1f} MB" + ("" if r["peak_is_scenario"] else " (since start)")
             out.append(f"| {r['scenario']} ({r['connections']} conn.) | {r['notify_per_s']:,.0f} | {r['pushes_per_s']:,.0f} "
                        f"| {r['p50']:.2f} ms | {r['p90']:.2f} ms | {r['p99']:.2f} ms | {r['max']:.1f} ms "
-                       f"| {r['bouncer_cpu_s']:.2f} | {fmt_int(r['pushes_per_cpu_s'])} | {rss} "
+                       f"| {r['bouncer_cpu_s']:.2f} | {fmt_int(r['cpu_us_per_notify'])} "
+                       f"| {fmt_int(r['pushes_per_cpu_s'])} | {rss} "
                        f"| {r['bouncer_core'] * 100:.0f} / {r['loadgen_core'] * 100:.0f} / {r['sink_core'] * 100:.0f} % |")
         if self.reg_rows:
             out.append("")
@@ -565,6 +619,8 @@ ca_file = {TLS}/ca.crt
             out.append(f"Idle {i['seconds']:g} s after the load: {i['cpu_s']:.2f} CPU-s, RSS {i['rss_kb'] / 1024:.1f} MB "
                        f"(peak over the whole run {i['hwm_kb'] / 1024:.1f} MB); RSS right after start-up "
                        f"{self.startup_rss_kb / 1024:.1f} MB.")
+        out.append("")
+        out.extend(self.targets_markdown())
         out.append("")
         out.append(f"Target (reported, not asserted): {TARGET_PUSHES_PER_CPU_S:,} pushes per bouncer CPU-second "
                    "(../shared/spec/performance.md).")
@@ -584,6 +640,16 @@ ca_file = {TLS}/ca.crt
                    "from /proc/PID/stat over the measured window; \"core\" is CPU seconds per wall second "
                    "(≥ 90 % for the load tool or sink means it, not the bouncer, may have been the limit).")
         return "\n".join(out) + "\n"
+
+
+def stripped_size(binary, tmp):
+    """Size in bytes of a stripped copy of `binary` (None when strip is missing)."""
+    out = os.path.join(tmp, "stripped-bouncer")
+    try:
+        subprocess.run(["strip", "-o", out, binary], check=True, capture_output=True)
+        return os.path.getsize(out)
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def main():
