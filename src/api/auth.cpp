@@ -43,7 +43,7 @@ ApiError unauthorized(std::string msg, std::string code) {
   return ApiError{401, std::move(code), std::move(msg), {}, {{"WWW-Authenticate", "Basic realm=\"aloha\""}}};
 }
 
-store::ServerRow authenticate(Services& svc, const http::Request& req) {
+std::shared_ptr<const store::ServerRow> authenticate(Services& svc, const http::Request& req) {
   const std::string* h = req.header("authorization");
   if (!h) throw unauthorized("Missing authorization header for basic auth");
   std::string_view scheme, cred;
@@ -73,7 +73,8 @@ store::ServerRow authenticate(Services& svc, const http::Request& req) {
   if (user.find('@') != std::string_view::npos)
     throw ApiError::bad_request("Must validate with valid Aloha server API key");
 
-  std::optional<store::ServerRow> row = svc.store.servers().find_by_uuid(user);
+  // Cached: no SQLite lookup and no copy of the row's strings per request.
+  std::shared_ptr<const store::ServerRow> row = svc.store.servers().find_for_auth(user);
   if (!row)
     throw unauthorized("Aloha server auth failure: " + std::string(user) +
                        " is not registered -- did you run `manage.py register_server`?");
@@ -82,7 +83,7 @@ store::ServerRow authenticate(Services& svc, const http::Request& req) {
   if (!key_cache.verify(row->id, row->key_hash, key))
     throw unauthorized("Aloha server auth failure: key does not match role " + std::string(user));
   if (row->deactivated) throw unauthorized(kDeactivatedMsg);
-  return std::move(*row);
+  return row;
 }
 
 }  // namespace aloha::api

@@ -11,7 +11,10 @@ namespace aloha::api {
 
 // Fields are appended in place: one growing buffer per body, no temporary per key or value.
 std::string& JsonFields::raw_into(std::string_view key) {
-  if (text_.capacity() < kInitialCapacity) text_.reserve(kInitialCapacity);
+  if (text_.empty()) {
+    text_.reserve(kInitialCapacity);
+    text_ = kHead;
+  }
   text_ += ',';
   append_json_quoted(text_, key);
   text_ += ':';
@@ -42,7 +45,8 @@ JsonFields& JsonFields::string_list(std::string_view key, const std::vector<std:
 
 std::string JsonFields::object() const {
   std::string out = "{";
-  if (!text_.empty()) out.append(text_, 1, std::string::npos);
+  const std::string_view t = text();
+  if (!t.empty()) out.append(t.substr(1));
   out += '}';
   return out;
 }
@@ -57,16 +61,13 @@ std::string json_list(const std::vector<std::string>& items) {
   return out;
 }
 
-namespace {
-constexpr std::string_view kSuccessHead = "{\"result\":\"success\",\"msg\":\"\"";
-}  // namespace
-
 http::Response success(const JsonFields& fields) {
   http::Response r;
   r.status = 200;
-  r.body.reserve(kSuccessHead.size() + fields.text().size() + 1);
-  r.body.append(kSuccessHead);
-  r.body += fields.text();
+  const std::string_view t = fields.text();
+  r.body.reserve(JsonFields::kHead.size() + t.size() + 1);
+  r.body.append(JsonFields::kHead);
+  r.body += t;
   r.body += '}';
   return r;
 }
@@ -74,8 +75,12 @@ http::Response success(const JsonFields& fields) {
 http::Response success(JsonFields&& fields) {
   http::Response r;
   r.status = 200;
-  r.body = std::move(fields).take_text();
-  r.body.insert(0, kSuccessHead);
+  if (fields.text_.empty()) {
+    r.body.reserve(JsonFields::kHead.size() + 1);
+    r.body.append(JsonFields::kHead);
+  } else {
+    r.body = std::move(fields.text_);  // already starts with the head: no copy, no insert
+  }
   r.body += '}';
   return r;
 }

@@ -24,15 +24,22 @@ class JsonFields {
   JsonFields& boolean(std::string_view key, bool v) { return raw(key, v ? "true" : "false"); }
   JsonFields& integer(std::string_view key, int64_t v);
   JsonFields& string_list(std::string_view key, const std::vector<std::string>& items);
-  // Appends `,"key":` and returns the text, to which the caller appends exactly one JSON value.
+  // Appends `,"key":` and returns the buffer, to which the caller appends exactly one JSON value.
   std::string& raw_into(std::string_view key);
-  const std::string& text() const { return text_; }  // ",\"k\":v,..." (leading comma when non-empty)
-  std::string object() const;                         // "{\"k\":v,...}"
-  std::string take_text() && { return std::move(text_); }
+  // ",\"k\":v,..." (leading comma when non-empty)
+  std::string_view text() const { return std::string_view(text_).substr(text_.empty() ? 0 : kHead.size()); }
+  std::string object() const;  // "{\"k\":v,...}"
+
+  // The head of a success body; the buffer starts with it so success(JsonFields&&) can hand the
+  // buffer over as the body without moving the fields.
+  static constexpr std::string_view kHead = "{\"result\":\"success\",\"msg\":\"\"";
 
  private:
-  static constexpr size_t kInitialCapacity = 192;  // typical success bodies fit: one allocation
-  std::string text_;
+  friend http::Response success(JsonFields&& fields);
+  // Typical success bodies (push/notify's with deleted_devices and a realm object) fit: one
+  // allocation per body.
+  static constexpr size_t kInitialCapacity = 256;
+  std::string text_;  // empty, or kHead followed by the fields
 };
 
 // 200 {"result":"success","msg":"",...fields}

@@ -40,7 +40,7 @@ struct Exchange {
 
   http::Request req;
   http::Reply reply;
-  std::optional<store::ServerRow> server;      // set for authenticated routes
+  std::shared_ptr<const store::ServerRow> server;  // set for authenticated routes
   std::optional<http::RateLimitHeaders> rate_limit;  // X-RateLimit-* on every authenticated response
   bool answered = false;
 

@@ -74,6 +74,24 @@ void recycle_request(Request&& r) noexcept {
   r.target.clear();
   r.path.clear();
   r.query.clear();
+  // Header names and values outgrow the small-string buffer (authorization, content-type,
+  // user-agent): keeping the emptied entries saves those allocations on the next request.
+  // Reserved to the bound first, so the moves below cannot allocate (or throw).
+  if (r.spare_headers.capacity() < kMaxSpareHeaders) {
+    try {
+      r.spare_headers.reserve(kMaxSpareHeaders);
+    } catch (...) {
+    }
+  }
+  for (auto& h : r.headers) {
+    if (r.spare_headers.size() >= r.spare_headers.capacity() ||
+        r.spare_headers.size() >= kMaxSpareHeaders)
+      break;
+    if (h.name.capacity() > kMaxSpareHeaderBytes || h.value.capacity() > kMaxSpareHeaderBytes) continue;
+    h.name.clear();
+    h.value.clear();
+    r.spare_headers.push_back(std::move(h));
+  }
   r.headers.clear();
   r.body.clear();
   r.remote.clear();

@@ -24,6 +24,9 @@ struct Request {
   std::vector<Header> headers;
   std::string body;     // de-chunked
   std::string remote;   // peer address "ip:port" (for logs)
+  // Not request content: emptied header entries of an earlier request on this thread that keep
+  // their buffers' capacity (see recycle_request); the parser takes new entries from here first.
+  std::vector<Header> spare_headers;
 
   // First header with this (lower-case) name, or nullptr.
   const std::string* header(std::string_view lname) const {
@@ -64,6 +67,9 @@ struct Response {
 // (kMaxRecycledRequests, and requests whose body buffer exceeds kMaxRecycledBody are dropped).
 inline constexpr size_t kMaxRecycledRequests = 64;
 inline constexpr size_t kMaxRecycledBody = 16 * 1024;
+// Header entries kept per recycled request, and the largest buffer one may keep (name or value).
+inline constexpr size_t kMaxSpareHeaders = 16;
+inline constexpr size_t kMaxSpareHeaderBytes = 256;
 // Clears `r` (keeping capacity) into the free list, or frees it when the list is full.
 void recycle_request(Request&& r) noexcept;
 // An empty Request, from the free list when it has one.

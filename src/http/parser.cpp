@@ -35,7 +35,9 @@ void trim_in_place(std::string& s) {
   while (end > 0 && is_ows(s[end - 1])) --end;
   size_t begin = 0;
   while (begin < end && is_ows(s[begin])) ++begin;
-  if (begin != 0 || end != s.size()) s = s.substr(begin, end - begin);
+  // In place: a copy would allocate for values past the small-string size.
+  s.erase(end);
+  s.erase(0, begin);
 }
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -158,8 +160,14 @@ int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) noex
   if (s->field_done_) {
     if (s->cur_.headers.size() >= s->limits_.max_headers)
       return s->fail(413, "REQUEST_TOO_LARGE", "Too many request headers", "header count");
-    if (s->cur_.headers.empty()) s->cur_.headers.reserve(16);
-    s->cur_.headers.emplace_back();
+    Request& r = s->cur_;
+    if (r.headers.empty()) r.headers.reserve(16);
+    if (!r.spare_headers.empty()) {
+      r.headers.push_back(std::move(r.spare_headers.back()));  // empty, keeps its buffers
+      r.spare_headers.pop_back();
+    } else {
+      r.headers.emplace_back();
+    }
     s->field_done_ = false;
   }
   std::string& name = s->cur_.headers.back().name;

@@ -78,12 +78,43 @@ std::optional<ServerRow> Servers::find_active_by_hostname(std::string_view hostn
   return one(by_hostname_);
 }
 
+std::shared_ptr<const ServerRow> Servers::find_for_auth(std::string_view uuid) {
+  if (auth_cache_suspended_) {
+    if (db_.batch_open()) {
+      // The open batch holds a server write that may still be rolled back (savepoint or failed
+      // commit): read through, cache nothing.
+      std::optional<ServerRow> row = find_by_uuid(uuid);
+      return row ? std::make_shared<const ServerRow>(std::move(*row)) : nullptr;
+    }
+    // That batch has ended: its outcome is what the table now says.
+    auth_cache_.clear();
+    auth_cache_suspended_ = false;
+  }
+  auto it = auth_cache_.find(uuid);
+  if (it != auth_cache_.end()) return it->second;
+  std::optional<ServerRow> row = find_by_uuid(uuid);
+  if (!row) return nullptr;  // unknown ids are not cached: a later registration must be seen
+  if (auth_cache_.size() >= kAuthCacheMax) auth_cache_.clear();  // the bound; rows reload on demand
+  auto shared = std::make_shared<const ServerRow>(std::move(*row));
+  auth_cache_.emplace(shared->uuid, shared);
+  return shared;
+}
+
+// Called before every statement that changes a server row other than last_request_ms: the rule is
+// "invalidate on any attempt", so a write whose savepoint or batch rolls back cannot leave a
+// stale row either way.
+void Servers::row_write_attempt() noexcept {
+  auth_cache_.clear();
+  auth_cache_suspended_ = true;
+}
+
 void Servers::expect_one_changed(int changes, int64_t id, const char* what) {
   if (changes != 1) throw StoreError(std::string(what) + ": no server with id " + std::to_string(id));
 }
 
 int64_t Servers::insert(std::string_view uuid, std::string_view key_hash, std::string_view hostname,
                         std::string_view contact_email, int64_t now_ms) {
+  row_write_attempt();
   return db_.write([&] {
     auto u = insert_.use();
     insert_.bind(1, uuid);
@@ -98,6 +129,7 @@ int64_t Servers::insert(std::string_view uuid, std::string_view key_hash, std::s
 
 void Servers::update_registration(int64_t id, std::string_view hostname, std::string_view contact_email,
                                   std::optional<std::string_view> new_key_hash, int64_t now_ms) {
+  row_write_attempt();
   db_.write([&] {
     Stmt& s = new_key_hash ? update_reg_key_ : update_reg_;
     auto u = s.use();
@@ -111,6 +143,7 @@ void Servers::update_registration(int64_t id, std::string_view hostname, std::st
 }
 
 void Servers::deactivate(int64_t id, int64_t now_ms) {
+  row_write_attempt();
   db_.write([&] {
     auto u = deactivate_.use();
     deactivate_.bind(1, id);
@@ -120,6 +153,7 @@ void Servers::deactivate(int64_t id, int64_t now_ms) {
 }
 
 void Servers::set_key_hash(int64_t id, std::string_view key_hash, int64_t now_ms) {
+  row_write_attempt();
   db_.write([&] {
     auto u = set_key_.use();
     set_key_.bind(1, id);
@@ -132,6 +166,7 @@ void Servers::set_key_hash(int64_t id, std::string_view key_hash, int64_t now_ms
 void Servers::set_version_info(int64_t id, std::optional<std::string_view> version,
                                std::optional<std::string_view> merge_base,
                                std::optional<int64_t> api_feature_level, int64_t now_ms) {
+  row_write_attempt();
   db_.write([&] {
     auto u = set_version_.use();
     set_version_.bind(1, id);

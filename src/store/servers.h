@@ -4,6 +4,8 @@
 // batch commits (Database::after_commit / flush).
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,6 +39,17 @@ class Servers {
   // The active (not deactivated) registration holding this hostname; exact, case-sensitive.
   std::optional<ServerRow> find_active_by_hostname(std::string_view hostname);
 
+  // find_by_uuid for authentication (every authenticated request): served from a bounded
+  // in-memory cache of rows, shared with the caller (nullptr = unknown uuid, not cached). Every
+  // write to a server row made through this class empties the cache, and until the write batch
+  // that held it has ended (committed or rolled back) lookups bypass the cache, so an
+  // uncommitted row is never cached. The row's last_request_ms is as of loading: use
+  // find_by_uuid for the current value. Writes to the table from outside this class (another
+  // process) are not seen until the cache is emptied: the bouncer is the only writer.
+  static constexpr size_t kAuthCacheMax = 1024;
+  std::shared_ptr<const ServerRow> find_for_auth(std::string_view uuid);
+  size_t auth_cache_size() const { return auth_cache_.size(); }  // for tests
+
   // Returns the new row id. Throws StoreError (is_constraint()) when the uuid exists or the
   // hostname is held by an active registration.
   int64_t insert(std::string_view uuid, std::string_view key_hash, std::string_view hostname,
@@ -68,10 +81,19 @@ class Servers {
   std::optional<ServerRow> one(Stmt& s);
   void write_touch(int64_t id, Touch& t) noexcept;
   void expect_one_changed(int changes, int64_t id, const char* what);
+  void row_write_attempt() noexcept;
+
+  struct ViewHash {
+    using is_transparent = void;  // find() by string_view without building a std::string
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
 
   Database& db_;
   int64_t touch_interval_ms_;
   std::unordered_map<int64_t, Touch> touches_;  // one entry per server seen: bounded by the table
+  // uuid -> row; at most kAuthCacheMax entries (emptied when full).
+  std::unordered_map<std::string, std::shared_ptr<const ServerRow>, ViewHash, std::equal_to<>> auth_cache_;
+  bool auth_cache_suspended_ = false;  // a server row was written in a batch that may still be open
   Stmt by_uuid_, by_id_, by_hostname_, insert_, update_reg_, update_reg_key_, deactivate_, set_key_,
       set_version_, touch_;
 };

@@ -160,6 +160,52 @@ TEST_SUITE("http-parser") {
     CHECK(q.body.empty());
   }
 
+  TEST_CASE("parser: recycled requests reuse header buffers, carry nothing over, keep the bound") {
+    const std::string long_value(200, 'v');  // past the small-string size, within the spare bound
+    const std::string huge_value(aloha::http::kMaxSpareHeaderBytes + 100, 'h');
+    std::string first = "POST /a HTTP/1.1\r\nAuthorization: Basic " + long_value +
+                        "\r\nX-Huge: " + huge_value + "\r\nContent-Type: application/json\r\n";
+    for (size_t i = 0; i < aloha::http::kMaxSpareHeaders + 4; ++i)
+      first.append("X-Pad-").append(std::to_string(i)).append(": ").append(long_value).append("\r\n");
+    first += "Content-Length: 2\r\n\r\n{}";
+    const std::string second = "GET /b HTTP/1.1\r\nHost: x\r\nUser-Agent: short\r\n\r\n";
+
+    RequestParser parser(ParserLimits{});
+    auto parse_one = [&](const std::string& in) {
+      size_t used = 0;
+      REQUIRE(parser.feed(in.data(), in.size(), used) == ParseEvent::request);
+      CHECK(used == in.size());
+      return parser.take_request();
+    };
+    Request a = parse_one(first);
+    REQUIRE(a.header("authorization") != nullptr);
+    const char* auth_buf = a.header("authorization")->data();
+    aloha::http::recycle_request(std::move(a));
+
+    Request b = parse_one(second);
+    // Exactly the second request's headers, none of the first's names or values.
+    REQUIRE(b.headers.size() == 2);
+    CHECK(b.headers[0].name == "host");
+    CHECK(b.headers[0].value == "x");
+    CHECK(b.headers[1].name == "user-agent");
+    CHECK(b.headers[1].value == "short");
+    CHECK(b.header("authorization") == nullptr);
+    CHECK(b.body.empty());
+    // The spares are bounded in number and size, and one of them is the first request's
+    // authorization buffer, reused (no allocation for it next time).
+    CHECK(b.spare_headers.size() + b.headers.size() <= aloha::http::kMaxSpareHeaders);
+    bool reused = false;
+    for (const auto& h : b.headers) reused = reused || h.value.data() == auth_buf || h.name.data() == auth_buf;
+    for (const auto& h : b.spare_headers) {
+      CHECK(h.name.empty());
+      CHECK(h.value.empty());
+      CHECK(h.value.capacity() <= aloha::http::kMaxSpareHeaderBytes);
+      reused = reused || h.value.data() == auth_buf;
+    }
+    CHECK(reused);
+    aloha::http::recycle_request(std::move(b));
+  }
+
   TEST_CASE("parser: Content-Length body is delivered whole") {
     const Run r = feed_whole(kPost);
     REQUIRE(r.requests.size() == 1);

@@ -1,7 +1,9 @@
 // Servers, Audit, Realms and Counters repositories.
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <string>
+#include <vector>
 
 #include "store/store.h"
 #include "temp_dir.h"
@@ -162,6 +164,118 @@ TEST_CASE("servers: the store writes pending touches when it closes") {
   }
   Store s(path);
   CHECK(s.servers().find_by_id(id)->last_request_ms == 120'000);
+}
+
+TEST_CASE("servers: find_for_auth serves repeated lookups from its cache; unknown ids are not cached") {
+  TempDir dir;
+  Store s(dir.file("bouncer.db"));
+  int64_t id = s.servers().insert(kU1, "k", "a.example.org", "a@example.org", 1);
+  s.db().flush();
+  auto a = s.servers().find_for_auth(kU1);
+  REQUIRE(a);
+  CHECK(a->id == id);
+  CHECK(a->key_hash == "k");
+  CHECK(s.servers().find_for_auth(kU1) == a);  // the same shared row: no second lookup
+  CHECK(s.servers().find_for_auth(kU2) == nullptr);
+  CHECK(s.servers().auth_cache_size() == 1);
+  // A server registered after a miss is found at once.
+  s.servers().insert(kU2, "k2", "b.example.org", "b@example.org", 2);
+  s.db().flush();
+  auto b = s.servers().find_for_auth(kU2);
+  REQUIRE(b);
+  CHECK(b->key_hash == "k2");
+}
+
+TEST_CASE("servers: a rotated key and a deactivation are seen by find_for_auth at once") {
+  TempDir dir;
+  Store s(dir.file("bouncer.db"));
+  int64_t id = s.servers().insert(kU1, "old-key", "a.example.org", "a@example.org", 1);
+  s.db().flush();
+  auto before = s.servers().find_for_auth(kU1);
+  REQUIRE(before);
+  CHECK(before->key_hash == "old-key");
+  // Seen inside the batch that wrote it (as a plain lookup would), and after its commit.
+  s.servers().set_key_hash(id, "new-key", 2);
+  CHECK(s.servers().find_for_auth(kU1)->key_hash == "new-key");
+  s.db().flush();
+  CHECK(s.servers().find_for_auth(kU1)->key_hash == "new-key");
+  CHECK(before->key_hash == "old-key");  // a holder's row is a snapshot, never changed under it
+  s.servers().update_registration(id, "a.example.org", "a@example.org", std::string_view("newer-key"), 3);
+  s.db().flush();
+  CHECK(s.servers().find_for_auth(kU1)->key_hash == "newer-key");
+  s.servers().update_registration(id, "c.example.org", "c@example.org", std::nullopt, 4);
+  s.db().flush();
+  CHECK(s.servers().find_for_auth(kU1)->hostname == "c.example.org");
+  s.servers().set_version_info(id, std::string_view("9.1"), std::nullopt, int64_t{310}, 5);
+  s.db().flush();
+  CHECK(s.servers().find_for_auth(kU1)->api_feature_level == 310);
+  CHECK_FALSE(s.servers().find_for_auth(kU1)->deactivated);
+  s.servers().deactivate(id, 6);
+  CHECK(s.servers().find_for_auth(kU1)->deactivated);
+  s.db().flush();
+  CHECK(s.servers().find_for_auth(kU1)->deactivated);
+}
+
+TEST_CASE("servers: a rolled-back server write leaves no stale row in the auth cache") {
+  TempDir dir;
+  std::string path = dir.file("bouncer.db");
+  Store s(path);
+  int64_t id = s.servers().insert(kU1, "old-key", "a.example.org", "a@example.org", 1);
+  s.db().flush();
+  REQUIRE(s.servers().find_for_auth(kU1)->key_hash == "old-key");
+
+  SUBCASE("the request's savepoint rolls back") {
+    // The lookup inside the write sees the uncommitted key; it must not be kept.
+    CHECK_THROWS_AS(s.db().write([&] {
+      s.servers().set_key_hash(id, "rolled-back-key", 2);
+      CHECK(s.servers().find_for_auth(kU1)->key_hash == "rolled-back-key");
+      throw StoreError("request failed");
+    }), StoreError);
+    CHECK(s.servers().find_for_auth(kU1)->key_hash == "old-key");
+    s.db().flush();
+    CHECK(s.servers().find_for_auth(kU1)->key_hash == "old-key");
+  }
+
+  SUBCASE("the whole batch fails to commit") {
+    // A deferred foreign key is checked at COMMIT only: the batch, key change included, is lost.
+    s.db().exec("CREATE TABLE probe (server_id INTEGER REFERENCES servers(id) DEFERRABLE INITIALLY DEFERRED)");
+    s.db().flush();
+    s.servers().set_key_hash(id, "lost-key", 2);
+    s.servers().deactivate(id, 2);
+    s.db().write([&] { s.db().exec("INSERT INTO probe VALUES (4242)"); });
+    auto inside = s.servers().find_for_auth(kU1);  // read inside the doomed batch
+    CHECK(inside->key_hash == "lost-key");
+    CHECK(inside->deactivated);
+    s.db().flush();
+    REQUIRE(s.db().stats().failed_commits == 1);
+    auto after = s.servers().find_for_auth(kU1);
+    CHECK(after->key_hash == "old-key");
+    CHECK_FALSE(after->deactivated);
+    Peek peek(path);
+    CHECK(peek.scalar("SELECT deactivated FROM servers WHERE id = " + std::to_string(id)) == 0);
+  }
+}
+
+TEST_CASE("servers: the auth cache stays within its bound") {
+  TempDir dir;
+  Store s(dir.file("bouncer.db"));
+  const size_t n = Servers::kAuthCacheMax + 10;
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < n; ++i) {
+    char u[40], host[40];
+    std::snprintf(u, sizeof u, "%08zx-1111-4111-8111-111111111111", i);
+    std::snprintf(host, sizeof host, "h%zu.example.org", i);
+    ids.emplace_back(u);
+    s.servers().insert(ids.back(), "k", host, "a@example.org", 1);
+  }
+  s.db().flush();
+  for (const auto& u : ids) {
+    auto row = s.servers().find_for_auth(u);
+    REQUIRE(row);
+    CHECK(row->uuid == u);
+    CHECK(s.servers().auth_cache_size() <= Servers::kAuthCacheMax);
+  }
+  CHECK(s.servers().auth_cache_size() >= 1);
 }
 
 TEST_CASE("audit: rows are added and listed newest first, bounded by the limit") {
