@@ -14,25 +14,34 @@ RateLimiter::Decision RateLimiter::check(int64_t key) {
   }
   const int64_t now = clock_.mono_ms();
   const int64_t wall = clock_.wall_ms();
-  auto& times = keys_[key];
+  Window& w = keys_[key];
   // api.md §2: a request is refused when the N-th most recent accepted request is "at most 60 s
   // old", so an entry exactly 60 000 ms old still counts; only older ones leave the window.
-  while (!times.empty() && now - times.front() > kWindowMs) times.pop_front();
+  while (!w.runs.empty() && now - w.runs.front().ms > kWindowMs) {
+    w.total -= w.runs.front().count;
+    w.runs.pop_front();
+  }
 
   Decision d{};
   d.limit = limit_;
-  if (times.size() >= static_cast<size_t>(limit_)) {
-    // The ring holds exactly N in-window entries, so its front is the N-th most recent.
-    const int64_t retry_ms = times.front() + kWindowMs - now;
+  if (w.total >= limit_) {
+    // Requests are accepted only while fewer than N are in the window, so it holds exactly N:
+    // the oldest run's time is that of the N-th most recent accepted request.
+    const int64_t retry_ms = w.runs.front().ms + kWindowMs - now;
     d.allowed = false;
     d.remaining = 0;
     d.retry_after_s = static_cast<double>(retry_ms) / 1000.0;
     d.reset_epoch_s = (wall + retry_ms) / 1000;
     return d;
   }
-  times.push_back(now);
+  if (!w.runs.empty() && w.runs.back().ms == now) {
+    ++w.runs.back().count;
+  } else {
+    w.runs.push_back(Run{now, 1});
+  }
+  ++w.total;
   d.allowed = true;
-  d.remaining = limit_ - static_cast<int>(times.size());
+  d.remaining = limit_ - static_cast<int>(w.total);
   d.retry_after_s = 0;
   d.reset_epoch_s = (wall + kWindowMs) / 1000;
   return d;
@@ -41,7 +50,7 @@ RateLimiter::Decision RateLimiter::check(int64_t key) {
 void RateLimiter::prune() {
   const int64_t now = clock_.mono_ms();
   for (auto it = keys_.begin(); it != keys_.end();) {
-    if (it->second.empty() || now - it->second.back() > kWindowMs) {
+    if (it->second.runs.empty() || now - it->second.runs.back().ms > kWindowMs) {
       it = keys_.erase(it);
     } else {
       ++it;

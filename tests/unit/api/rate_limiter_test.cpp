@@ -146,6 +146,41 @@ TEST_CASE("rate limiter: prune drops keys idle for more than 60 s") {
   CHECK(rl.check(1).remaining == 4);
 }
 
+TEST_CASE("rate limiter: requests of one millisecond count singly and leave the window together") {
+  FakeClock clock;
+  RateLimiter rl(5, clock);
+  for (int i = 0; i < 3; ++i) CHECK(rl.check(1).remaining == 4 - i);  // 3 at t=0
+  clock.advance_ms(10);
+  CHECK(rl.check(1).remaining == 1);  // 2 at t=10
+  CHECK(rl.check(1).remaining == 0);
+  CHECK(rl.tracked_runs(1) == 2);
+  clock.advance_ms(10);  // t=20: the 5th most recent is one of t=0
+  auto d = rl.check(1);
+  CHECK_FALSE(d.allowed);
+  CHECK(d.retry_after_s == doctest::Approx(59.98));
+  clock.advance_ms(59'980);  // t=60 000: those of t=0 are exactly 60 s old and still count
+  CHECK_FALSE(rl.check(1).allowed);
+  clock.advance_ms(1);  // t=60 001: all three of t=0 have left at once
+  CHECK(rl.check(1).remaining == 2);
+  CHECK(rl.check(1).remaining == 1);
+  CHECK(rl.check(1).remaining == 0);
+  auto r = rl.check(1);
+  CHECK_FALSE(r.allowed);
+  // The 5th most recent is now one of t=10, 60 s old at t=60 010.
+  CHECK(r.retry_after_s == doctest::Approx(0.009));
+}
+
+TEST_CASE("rate limiter: memory grows with distinct milliseconds, not with the limit") {
+  FakeClock clock;
+  RateLimiter rl(1'000'000, clock);
+  for (int ms = 0; ms < 100; ++ms) {
+    for (int i = 0; i < 500; ++i) REQUIRE(rl.check(3).allowed);
+    clock.advance_ms(1);
+  }
+  CHECK(rl.tracked_runs(3) == 100);
+  CHECK(rl.check(3).remaining == 1'000'000 - 50'001);
+}
+
 TEST_CASE("rate limiter: memory stays bounded with many short-lived keys") {
   FakeClock clock;
   RateLimiter rl(5, clock);
