@@ -1,14 +1,25 @@
+// RapidJSON's SSE2 scanners (whitespace, and strings without escapes) are used for the in-situ
+// parse of JsonDoc::parse. Defined for this file only, before any RapidJSON header: they make
+// 16-byte aligned loads that may read past the NUL terminator within its 16-byte block, so they
+// are only safe on a buffer padded as JsonDoc::parse pads its copy (kSimdPadding). No other file
+// parses in situ, so the SkipWhitespace<InsituStringStream> specialisation exists only here.
+#if defined(__SSE2__) && !defined(RAPIDJSON_SSE2) && !defined(RAPIDJSON_SSE42)
+#define RAPIDJSON_SSE2
+#endif
+
 #include "core/encoding.h"
 #include "api/params.h"
 
-#include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
+#include <rapidjson/stream.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <limits>
+#include <new>
 #include <system_error>
 
 namespace aloha::api {
@@ -74,6 +85,34 @@ double number_to_double(std::string_view t) {
   return neg ? -r : r;
 }
 
+// Whether the n bytes at s are all ASCII: whole words, the tail as one overlapping word (or, for
+// short strings, overlapping halves), so a usual key or value costs a few loads and no loop.
+bool is_ascii(const char* s, std::size_t n) {
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  uint64_t acc = 0;
+  if (n >= 8) {
+    uint64_t w;
+    for (std::size_t i = 0; i + 8 <= n; i += 8) {
+      std::memcpy(&w, s + i, 8);
+      acc |= w;
+    }
+    std::memcpy(&w, s + n - 8, 8);
+    return ((acc | w) & kHigh) == 0;
+  }
+  if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, s, 4);
+    std::memcpy(&b, s + n - 4, 4);
+    return ((a | b) & 0x80808080U) == 0;
+  }
+  for (std::size_t i = 0; i < n; ++i) acc |= static_cast<unsigned char>(s[i]);
+  return (acc & 0x80) == 0;
+}
+
+// A parsed string (escapes resolved) is UTF-8: ASCII always is; anything else is checked in full
+// (an escaped low surrogate without its high half decodes to the bytes of a lone surrogate).
+bool valid_string(const char* s, std::size_t n) { return is_ascii(s, n) || enc::valid_utf8({s, n}); }
+
 // SAX handler that builds the RapidJSON DOM while converting numbers itself (so that integer
 // literals beyond 64 bits are recognised as integers, as Python's json does) and tracking each
 // value's position for them. Values are forwarded to the Document's own handler methods.
@@ -109,7 +148,10 @@ class Builder {
     ++ordinal_;
     const char* b = t.data();
     const char* e = t.data() + t.size();
-    if (t.find_first_of(".eE") == std::string_view::npos) {
+    // A plain loop: find_first_of calls memchr over the set once per character.
+    bool integral = true;
+    for (char c : t) integral = integral && c != '.' && c != 'e' && c != 'E';
+    if (integral) {
       int64_t i = 0;
       auto r = std::from_chars(b, e, i);
       if (r.ec == std::errc() && r.ptr == e) return Int64(i);
@@ -120,14 +162,16 @@ class Builder {
     }
     return Double(number_to_double(t));
   }
-  bool String(const char* s, SizeType n, bool) {
+  // Strings are parsed in situ: they point into the document's copy of the text (which lives as
+  // long as the DOM, in its allocator), so the DOM refers to them instead of copying them.
+  bool String(const char* s, SizeType n, bool copy) {
     // Escapes can produce a lone surrogate; keep the DOM valid UTF-8.
-    if (!http::valid_utf8(std::string_view(s, n))) return false;
-    return d_.String(s, n, true) && done();
+    if (!valid_string(s, n)) return false;
+    return d_.String(s, n, copy) && done();
   }
-  bool Key(const char* s, SizeType n, bool) {
-    if (!http::valid_utf8(std::string_view(s, n))) return false;
-    return d_.Key(s, n, true);
+  bool Key(const char* s, SizeType n, bool copy) {
+    if (!valid_string(s, n)) return false;
+    return d_.Key(s, n, copy);
   }
   bool StartObject() { return open() && d_.StartObject(); }
   bool EndObject(SizeType n) {
@@ -282,9 +326,12 @@ constexpr size_t kDocStackCapacity = 4096;
 
 // Reused by every parse on the thread (JsonDoc::parse is not re-entrant): the reader keeps its
 // stack between parses (RapidJSON only clears it) and the Builder its frame list (bounded by
-// JsonDoc::kMaxDepth). The reader's stack also holds each string while it is unescaped, so it
-// can grow to the input's size: after an input over kKeepReaderBelow the reader is recreated.
+// JsonDoc::kMaxDepth). Strings are unescaped in situ, not on the reader's stack, but the reader
+// is still recreated after an input over kKeepReaderBelow so that no parse leaves a grown stack.
 constexpr size_t kKeepReaderBelow = 64 * 1024;
+// Zero bytes after the NUL of the in-situ copy: RapidJSON's SSE2 scanners load whole aligned
+// 16-byte blocks, up to 15 bytes past the terminator (ASan would flag reads past the allocation).
+constexpr size_t kSimdPadding = 16;
 struct ParseScratch {
   std::optional<rapidjson::Reader> reader;
   std::vector<SizeType> frames;
@@ -349,9 +396,6 @@ bool JsonDoc::parse(std::string_view text) {
     doc_->clear();
   }
   big_ints_.clear();
-  // RapidJSON's streams treat NUL as the end of input, which would hide trailing bytes; a raw NUL
-  // is never valid JSON (RFC 8259 §7 requires it escaped inside strings).
-  if (text.find('\0') != std::string_view::npos) return false;
 
   std::vector<Builder::BigInt> big;
   bool ok = false;
@@ -362,12 +406,26 @@ bool JsonDoc::parse(std::string_view text) {
     ParseScratch& scratch = parse_scratch();
     Builder builder(d, originals.empty() ? nullptr : &originals, scratch.frames);
     std::string_view in = originals.empty() ? text : std::string_view(defused);
-    rapidjson::MemoryStream ms(in.data(), in.size());
+    // In-situ parse of a copy held by the document's own allocator (on the slot's embedded buffer
+    // for a usual body, freed with the DOM): strings are unescaped in place and the DOM points at
+    // them, so no string is copied twice. NUL-terminated (the end for InsituStringStream; the text
+    // has no NUL of its own) and zero-padded for the SSE2 scanners' aligned 16-byte loads.
+    auto* buf = static_cast<char*>(d.GetAllocator().Malloc(in.size() + 1 + kSimdPadding));
+    if (buf == nullptr) throw std::bad_alloc();
+    std::memcpy(buf, in.data(), in.size());
+    std::memset(buf + in.size(), 0, 1 + kSimdPadding);
+    rapidjson::InsituStringStream is(buf);
     if (!scratch.reader) scratch.reader.emplace();
     rapidjson::Reader& reader = *scratch.reader;
     // Iterative: nesting depth must not consume the C stack; numbers as text: see Builder.
-    constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag;
-    code = reader.Parse<kFlags>(ms, builder).Code();
+    constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag |
+                                rapidjson::kParseInsituFlag;
+    code = reader.Parse<kFlags>(is, builder).Code();
+    // The in-situ stream ends at the first NUL, which would hide trailing bytes; a raw NUL is
+    // never valid JSON (RFC 8259 §7 requires it escaped inside strings, and RapidJSON refuses it
+    // there), so a parse that succeeded must have stopped exactly at the copy's terminator.
+    if (code == rapidjson::kParseErrorNone && is.Tell() != in.size())
+      code = rapidjson::kParseErrorDocumentRootNotSingular;
     if (in.size() > kKeepReaderBelow) scratch.reader.reset();  // give its grown stack back
     ok = code == rapidjson::kParseErrorNone;
     big = std::move(builder.big());

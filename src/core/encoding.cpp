@@ -1,6 +1,8 @@
 #include "core/encoding.h"
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 
 namespace aloha::enc {
 
@@ -152,6 +154,14 @@ bool valid_utf8(std::string_view s) {
   size_t i = 0;
   const size_t n = s.size();
   while (i < n) {
+    // ASCII runs (almost all of a JSON body, every string of a usual one) eight bytes at a time.
+    while (n - i >= 8) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      if ((w & 0x8080808080808080ULL) != 0) break;
+      i += 8;
+    }
+    if (i == n) break;
     auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       ++i;
@@ -182,29 +192,102 @@ bool valid_utf8(std::string_view s) {
 }
 
 
-void append_json_string(std::string& out, std::string_view s) {
-  out.reserve(out.size() + s.size() + 2);
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          static const char hex[] = "0123456789abcdef";
-          out += "\\u00";
-          out.push_back(hex[(static_cast<unsigned char>(c) >> 4) & 0xf]);
-          out.push_back(hex[static_cast<unsigned char>(c) & 0xf]);
-        } else {
-          out.push_back(c);
-        }
+namespace {
+
+bool needs_json_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+// Marks (high bit) the bytes of w that need an escape: < 0x20, '"' or '\\'. Bytes >= 0x80 are
+// never marked. Subtraction borrows only start at a marked byte, so the lowest mark is always a
+// real one (higher ones may be false and are re-checked bytewise).
+uint64_t escape_marks(uint64_t w) {
+  constexpr uint64_t k01 = 0x0101010101010101ULL;
+  constexpr uint64_t k80 = 0x8080808080808080ULL;
+  const uint64_t ctl = (w - k01 * 0x20) & ~w;
+  const uint64_t q = w ^ (k01 * '"');
+  const uint64_t b = w ^ (k01 * '\\');
+  return (ctl | ((q - k01) & ~q) | ((b - k01) & ~b)) & k80;
+}
+
+void append_escape(std::string& out, unsigned char c) {
+  switch (c) {
+    case '"': out += "\\\""; break;
+    case '\\': out += "\\\\"; break;
+    case '\b': out += "\\b"; break;
+    case '\f': out += "\\f"; break;
+    case '\n': out += "\\n"; break;
+    case '\r': out += "\\r"; break;
+    case '\t': out += "\\t"; break;
+    default: {
+      static const char hex[] = "0123456789abcdef";
+      const char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
+      out.append(u, sizeof u);
     }
   }
+}
+
+// Index of the first byte of p[0, n) that needs an escape, or n. Little-endian machines test
+// eight bytes per step, the tail as one word overlapping bytes already found clean (they add no
+// marks), strings under eight bytes as two overlapping four-byte halves.
+size_t first_json_escape(const char* p, size_t n) {
+  if constexpr (std::endian::native == std::endian::little) {
+    if (n >= 8) {
+      uint64_t w;
+      size_t i = 0;
+      for (; i + 8 <= n; i += 8) {
+        std::memcpy(&w, p + i, 8);
+        if (const uint64_t m = escape_marks(w); m != 0) return i + static_cast<size_t>(std::countr_zero(m)) / 8;
+      }
+      if (i == n) return n;
+      std::memcpy(&w, p + n - 8, 8);
+      const uint64_t m = escape_marks(w);
+      return m == 0 ? n : n - 8 + static_cast<size_t>(std::countr_zero(m)) / 8;
+    }
+    if (n >= 4) {
+      uint32_t a, b;
+      std::memcpy(&a, p, 4);
+      std::memcpy(&b, p + n - 4, 4);
+      const uint64_t m = escape_marks(uint64_t{a} | (uint64_t{b} << 32));
+      if (m == 0) return n;
+      const size_t bit = static_cast<size_t>(std::countr_zero(m));
+      return bit < 32 ? bit / 8 : n - 4 + (bit - 32) / 8;
+    }
+  }
+  for (size_t i = 0; i < n; ++i)
+    if (needs_json_escape(static_cast<unsigned char>(p[i]))) return i;
+  return n;
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  const char* p = s.data();
+  const size_t n = s.size();
+  size_t i = first_json_escape(p, n);
+  if (i == n) {
+    // Nothing to escape (nearly every string): quotes and one copy.
+    const size_t pos = out.size();
+    out.resize(pos + n + 2);
+    char* d = out.data() + pos;
+    d[0] = '"';
+    if (n != 0) std::memcpy(d + 1, p, n);
+    d[n + 1] = '"';
+    return;
+  }
+  out.reserve(out.size() + n + 8);
+  out.push_back('"');
+  // Runs that need no escape are appended whole.
+  size_t run = 0;
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(p[i]);
+    if (!needs_json_escape(c)) {
+      ++i;
+      continue;
+    }
+    out.append(p + run, i - run);
+    append_escape(out, c);
+    run = ++i;
+  }
+  out.append(p + run, n - run);
   out.push_back('"');
 }
 

@@ -2,9 +2,11 @@
 #include "push/payload.h"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <unordered_set>
 
 #include "push/pystr.h"
@@ -26,14 +28,36 @@ const Value* last_member(const Value& obj, std::string_view key) {
   return found;
 }
 
+// Hash of a member name for for_each_unique's table: every byte counts (so crafted names cannot
+// all collide cheaply), eight bytes per step.
+uint64_t name_hash(std::string_view k) {
+  constexpr uint64_t kMul = 0x9E3779B97F4A7C15ULL;
+  uint64_t h = k.size() * kMul;
+  size_t i = 0;
+  for (; i + 8 <= k.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, k.data() + i, 8);
+    h = (h ^ w) * kMul;
+    h ^= h >> 29;
+  }
+  if (i < k.size()) {
+    uint64_t w = 0;
+    std::memcpy(&w, k.data() + i, k.size() - i);
+    h = (h ^ w) * kMul;
+    h ^= h >> 29;
+  }
+  return h;
+}
+
 // Calls f(key, value) once per distinct key of obj, at the key's first position with its last
-// value: what Python's json.loads makes of repeated keys. Small objects (the usual payload) are
-// scanned pairwise without allocating; larger ones use a hash index.
+// value: what Python's json.loads makes of repeated keys. Very small objects are scanned pairwise;
+// objects of a usual payload's size (a Zulip gcm_payload has ~20 keys) through an open-addressing
+// table on the stack, so neither allocates; larger ones use a hash index.
 template <class F>
 void for_each_unique(const Value& obj, F&& f) {
   const auto n = obj.MemberCount();
   auto begin = obj.MemberBegin();
-  if (n <= 16) {
+  if (n <= 8) {
     for (rapidjson::SizeType i = 0; i < n; ++i) {
       std::string_view k = name_of(begin + i);
       bool earlier = false;
@@ -44,6 +68,33 @@ void for_each_unique(const Value& obj, F&& f) {
         if (name_of(begin + j) == k) v = &(begin + j)->value;
       f(k, *v);
     }
+    return;
+  }
+  constexpr rapidjson::SizeType kMaxTabled = 128;
+  if (n <= kMaxTabled) {
+    // slot: member index + 1 (0: empty); at most half full. last[i]: for a first occurrence the
+    // index of the key's last one, kRepeat for a later occurrence.
+    constexpr uint8_t kRepeat = 0xFF;
+    uint8_t slots[2 * kMaxTabled];
+    uint8_t last[kMaxTabled];
+    const size_t mask = std::bit_ceil(2 * static_cast<size_t>(n)) - 1;
+    std::memset(slots, 0, mask + 1);
+    for (rapidjson::SizeType i = 0; i < n; ++i) {
+      std::string_view k = name_of(begin + i);
+      size_t h = static_cast<size_t>(name_hash(k)) & mask;
+      last[i] = static_cast<uint8_t>(i);
+      for (; slots[h] != 0; h = (h + 1) & mask) {
+        const uint8_t first = static_cast<uint8_t>(slots[h] - 1);
+        if (name_of(begin + first) == k) {
+          last[first] = static_cast<uint8_t>(i);
+          last[i] = kRepeat;
+          break;
+        }
+      }
+      if (last[i] != kRepeat) slots[h] = static_cast<uint8_t>(i + 1);
+    }
+    for (rapidjson::SizeType i = 0; i < n; ++i)
+      if (last[i] != kRepeat) f(name_of(begin + i), (begin + last[i])->value);
     return;
   }
   std::unordered_map<std::string_view, const Value*> last;
@@ -272,7 +323,7 @@ std::string build_apns_body(const Value& apns_payload, const BigInts& big) {
   // string (no per-key value strings): custom's distinct keys in order, "aps" taking the place
   // of a custom "aps" key if there is one (dict update keeps the position), else coming last.
   std::string out;
-  out.reserve(512);
+  out.reserve(1024);  // a usual Zulip message body fits: no regrowth
   bool first = true;
   bool aps_written = false;
   auto write_aps = [&] {
@@ -312,20 +363,73 @@ std::string build_apns_body(const Value& apns_payload, const BigInts& big) {
   return out;
 }
 
+namespace {
+
+// value as the JSON string of Python's str(value) (an FCM data value). Strings, integers and the
+// constants are written straight into out; the rest goes through py_str.
+void append_py_str_quoted(std::string& out, const Value& v, const BigInts& big) {
+  switch (v.GetType()) {
+    case rapidjson::kStringType: append_json_string(out, {v.GetString(), v.GetStringLength()}); return;
+    case rapidjson::kNullType: out += "\"None\""; return;
+    case rapidjson::kFalseType: out += "\"False\""; return;
+    case rapidjson::kTrueType: out += "\"True\""; return;
+    case rapidjson::kNumberType:
+      if (v.IsInt64()) {
+        out.push_back('"');
+        append_int(out, v.GetInt64());
+        out.push_back('"');
+        return;
+      }
+      if (v.IsUint64()) {
+        char buf[24];
+        auto r = std::to_chars(buf, buf + sizeof buf, v.GetUint64());
+        out.push_back('"');
+        out.append(buf, r.ptr);
+        out.push_back('"');
+        return;
+      }
+      break;
+    default: break;
+  }
+  append_json_string(out, py_str(v, big));
+}
+
+}  // namespace
+
 std::string build_fcm_data(const Value& payload, const BigInts& big,
                            const std::vector<std::pair<std::string_view, std::string>>& extra) {
+  // FCM data values must be strings; Zulip-derived apps read Python's str() of each.
+  if (extra.empty()) {
+    // The notify path: payload keys are distinct after for_each_unique, so the object is written
+    // straight into one string.
+    std::string out;
+    out.reserve(1024);
+    out.push_back('{');
+    bool first = true;
+    if (payload.IsObject())
+      for_each_unique(payload, [&](std::string_view k, const Value& v) {
+        if (!first) out.push_back(',');
+        first = false;
+        append_json_string(out, k);
+        out.push_back(':');
+        append_py_str_quoted(out, v, big);
+      });
+    out.push_back('}');
+    return out;
+  }
   JsonObjectText data;
+  if (payload.IsObject())
+    for_each_unique(payload, [&](std::string_view k, const Value& v) {
+      std::string q;
+      append_py_str_quoted(q, v, big);
+      data.set(k, std::move(q));
+    });
   auto quoted = [](std::string_view s) {
     std::string q;
     q.reserve(s.size() + 2);
     append_json_string(q, s);
     return q;
   };
-  if (payload.IsObject())
-    for_each_unique(payload, [&](std::string_view k, const Value& v) {
-      // FCM data values must be strings; Zulip-derived apps read Python's str() of each.
-      data.set(k, v.IsString() ? quoted({v.GetString(), v.GetStringLength()}) : quoted(py_str(v, big)));
-    });
   for (const auto& [k, v] : extra) data.set(k, quoted(v));
   return data.text();
 }

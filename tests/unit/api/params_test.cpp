@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 using aloha::api::ApiError;
 using aloha::api::FormParams;
@@ -398,5 +399,69 @@ TEST_SUITE("params") {
     CHECK(error_of([&] {
             aloha::api::reject_unknown_keys(realms.root()[0], aloha::api::path_index("realms", 0), {"id"});
           }).msg == "Argument \"bogus\" at realms[0][\"bogus\"] is unexpected");
+  }
+
+  TEST_CASE("json doc: strings are unescaped in place wherever escapes and UTF-8 fall") {
+    for (size_t n = 0; n < 20; ++n) {
+      CAPTURE(n);
+      const std::string a(n, 'a');
+      JsonBody b = JsonBody::parse("{\"k" + a + "\": \"" + a + "\\n\\\"\\u00e9\xC3\xA9" + a + "\\/x\", \"n\": 1}");
+      CHECK(b.get_str("k" + a, Presence::required) == a + "\n\"\xC3\xA9\xC3\xA9" + a + "/x");
+      CHECK(b.get_int("n", Presence::required)->value == 1);
+      // An escaped lone surrogate decodes to bytes that are not UTF-8, at any offset, in values
+      // and in keys.
+      CHECK(body_error("{\"k\": \"" + a + "\\udc00" + a + "\"}") == "Malformed JSON");
+      CHECK(body_error("{\"" + a + "\\udfff\": 1}") == "Malformed JSON");
+      CHECK(body_error("{\"k\": \"" + a + "\\ud800" + a + "\"}") == "Malformed JSON");
+    }
+  }
+
+  TEST_CASE("json doc: a NUL anywhere in the text is refused, not taken as its end") {
+    const std::string_view texts[] = {std::string_view("{}\0", 3), std::string_view("{} \0 ", 5),
+                                      std::string_view("{\"a\":1}\0{}", 10),
+                                      std::string_view("{\"a\":\"x\0\"}", 10),
+                                      std::string_view("\0{}", 3), std::string_view("[1e999]\0", 8)};
+    for (std::string_view t : texts) {
+      CAPTURE(t.size());
+      JsonDoc d;
+      CHECK_FALSE(d.parse(t));
+      CHECK(d.root().IsNull());
+    }
+    JsonDoc d;
+    CHECK(d.parse(" {\"a\": [1e999]} \n"));
+  }
+
+  TEST_CASE("json doc: each document keeps its own strings across reuse of slots, moves and sizes") {
+    auto text = [](const std::string& tag, size_t pad) {
+      return "{\"tag\": \"" + tag + "\", \"pad\": \"" + std::string(pad, 'p') + "\", \"esc\": \"" + tag +
+             "\\t\"}";
+    };
+    const size_t pads[] = {0, 10, 9000, 70000};
+    std::vector<JsonDoc> kept;
+    for (int round = 0; round < 3; ++round) {
+      for (size_t i = 0; i < 4; ++i) {
+        const std::string tag = "doc" + std::to_string(round) + "_" + std::to_string(i);
+        {
+          JsonDoc scratch;  // returned to the free list at once, then reused by the next parse
+          REQUIRE(scratch.parse(text("scratch", pads[i])));
+        }
+        JsonDoc d;
+        REQUIRE(d.parse(text(tag, pads[i])));
+        kept.push_back(std::move(d));
+      }
+    }
+    for (size_t k = 0; k < kept.size(); ++k) {
+      const std::string tag = "doc" + std::to_string(k / 4) + "_" + std::to_string(k % 4);
+      CAPTURE(tag);
+      const rapidjson::Value& r = kept[k].root();
+      CHECK(std::string(r["tag"].GetString(), r["tag"].GetStringLength()) == tag);
+      CHECK(std::string(r["esc"].GetString(), r["esc"].GetStringLength()) == tag + "\t");
+      CHECK(r["pad"].GetStringLength() == pads[k % 4]);
+    }
+    // A failed parse leaves nothing behind; the document parses again afterwards.
+    JsonDoc d;
+    CHECK_FALSE(d.parse("{\"a\": \"x\", \"b\": }"));
+    REQUIRE(d.parse("{\"a\": \"y\"}"));
+    CHECK(std::string(d.root()["a"].GetString()) == "y");
   }
 }

@@ -121,3 +121,81 @@ TEST_CASE("encoding: valid_utf8 rejects overlong, surrogate, truncated and out-o
 }
 
 }  // TEST_SUITE
+
+namespace {
+
+// Byte-at-a-time reference for append_json_string.
+std::string json_string_reference(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          static const char hex[] = "0123456789abcdef";
+          out += "\\u00";
+          out.push_back(hex[c >> 4]);
+          out.push_back(hex[c & 0xf]);
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+TEST_SUITE("encoding") {
+
+TEST_CASE("encoding: append_json_string matches the bytewise escape at every offset and length") {
+  // Every byte value, alone and at each position of strings around the 4- and 8-byte word loops,
+  // with clean bytes (ASCII and UTF-8) around it, so the first, a later and two adjacent escapes
+  // are all found wherever they fall in a word.
+  const char fillers[] = {'a', '\x7f', '\xc3', '\xa9', ' ', '\x21', '\x5b', '\x5d'};
+  for (int b = 0; b < 256; ++b) {
+    for (size_t len = 1; len <= 19; ++len) {
+      for (size_t pos = 0; pos < len; ++pos) {
+        std::string s;
+        for (size_t i = 0; i < len; ++i) s.push_back(fillers[(i + static_cast<size_t>(b)) % sizeof fillers]);
+        s[pos] = static_cast<char>(b);
+        if (pos + 3 < len) s[pos + 3] = '"';
+        std::string out = "prefix";
+        enc::append_json_string(out, s);
+        if (out != "prefix" + json_string_reference(s)) {
+          CAPTURE(b);
+          CAPTURE(len);
+          CAPTURE(pos);
+          CHECK(out == "prefix" + json_string_reference(s));
+        }
+      }
+    }
+  }
+  std::string out;
+  enc::append_json_string(out, "");
+  CHECK(out == "\"\"");
+  enc::append_json_string(out, std::string(100, 'x') + "\n");
+  CHECK(out == "\"\"\"" + std::string(100, 'x') + "\\n\"");
+}
+
+TEST_CASE("encoding: valid_utf8 finds a bad sequence after an ASCII run of any length") {
+  for (size_t n = 0; n < 20; ++n) {
+    CAPTURE(n);
+    const std::string ascii(n, 'a');
+    CHECK(enc::valid_utf8(ascii));
+    CHECK(enc::valid_utf8(ascii + "\xc3\xa9" + ascii));
+    CHECK_FALSE(enc::valid_utf8(ascii + "\xed\xb0\x80"));     // U+DC00
+    CHECK_FALSE(enc::valid_utf8(ascii + "\xc3"));
+    CHECK_FALSE(enc::valid_utf8(ascii + "\x80" + ascii));
+    CHECK_FALSE(enc::valid_utf8("\xc3\xa9" + ascii + "\xff"));
+  }
+}
+
+}  // TEST_SUITE

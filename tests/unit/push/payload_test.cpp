@@ -241,4 +241,56 @@ TEST_CASE("json object text: set replaces in place, also past the indexed size")
   CHECK(t.substr(t.size() - 9) == R"(,"new":1})");
 }
 
+TEST_CASE("apns body and fcm data: repeated keys as Python's dict at every object size") {
+  // Sizes around the pairwise scan, the stack table and the hash index; keys of every length
+  // class (one byte, under eight, whole words, a word and a tail) and repeats far apart, adjacent
+  // and several times over. The expectation is computed the slow, obvious way.
+  for (int n : {1, 2, 8, 9, 16, 17, 21, 64, 127, 128, 129, 200}) {
+    CAPTURE(n);
+    std::vector<std::string> keys;
+    for (int i = 0; i < n; ++i) {
+      std::string k = std::string(static_cast<size_t>(i % 13) + 1, static_cast<char>('a' + i % 26));
+      if (i % 5 == 0 && i > 0) k = keys[static_cast<size_t>(i / 2)];  // a repeat
+      if (i % 7 == 3 && i > 0) k = keys[static_cast<size_t>(i - 1)];  // an adjacent repeat
+      keys.push_back(k);
+    }
+    std::string custom = "{";
+    std::vector<std::string> order;
+    std::vector<int> value_of;
+    for (int i = 0; i < n; ++i) {
+      const std::string& k = keys[static_cast<size_t>(i)];
+      if (i) custom += ",";
+      custom.append("\"").append(k).append("\":").append(std::to_string(i));
+      size_t at = 0;
+      while (at < order.size() && order[at] != k) ++at;
+      if (at == order.size()) {
+        order.push_back(k);
+        value_of.push_back(i);
+      } else {
+        value_of[at] = i;
+      }
+    }
+    custom += "}";
+    std::string want_apns = "{";
+    std::string want_fcm = "{";
+    for (size_t i = 0; i < order.size(); ++i) {
+      const std::string v = std::to_string(value_of[i]);
+      want_apns.append("\"").append(order[i]).append("\":").append(v).append(",");
+      if (i) want_fcm.append(",");
+      want_fcm.append("\"").append(order[i]).append("\":\"").append(v).append("\"");
+    }
+    want_apns += "\"aps\":{}}";
+    want_fcm += "}";
+    CHECK(apns("{\"custom\":" + custom + "}") == want_apns);
+    CHECK(fcm(custom) == want_fcm);
+  }
+}
+
+TEST_CASE("fcm data: strings escaped, integers and constants quoted directly") {
+  CHECK(fcm(R"({"s":"a\"b\\c\n\u0001é","i":-9223372036854775808,"u":18446744073709551615,)"
+            R"("t":true,"f":false,"z":null,"d":0.5,"l":["x"]})") ==
+        R"({"s":"a\"b\\c\n\u0001é","i":"-9223372036854775808","u":"18446744073709551615",)"
+        R"("t":"True","f":"False","z":"None","d":"0.5","l":"['x']"})");
+}
+
 }  // TEST_SUITE
