@@ -244,9 +244,10 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
   Services* svcp = &svc;
   Identity ident = id;
   bool has_realm = realm.has_value();
-  // Step 6 needs the user's rows as they are after the sends. When no device row changed
-  // meanwhile (no dead token, no concurrent register/unregister: the store's generation is the
-  // same), those are step 2's rows minus its deleted duplicates, and no second lookup is needed.
+  // Step 6 needs the user's rows as they are after the sends. Those are step 2's rows minus its
+  // deleted duplicates, brought up to date from the store's change log: only a change to this
+  // user's registrations reads them again; dead-token deletions (this request's own or others')
+  // are applied to them in place, and other users' changes are skipped.
   std::vector<store::DeviceRow> kept;
   kept.reserve(rows.size());
   for (size_t i = 0; i < rows.size(); ++i)
@@ -255,15 +256,10 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
   auto fanout = push::Fanout::create(
       svc.loop, svc.store, ns, fo,
       [svcp, ex, body, android, apple, ident, has_realm, n_android, n_apple, generation,
-       kept = std::move(kept)](const push::FanoutTally&) {
+       kept = std::move(kept)](const push::FanoutTally&) mutable {
         Services& s = *svcp;
-        std::vector<store::DeviceRow> reread;
-        const std::vector<store::DeviceRow>* after_rows = &kept;
         try {
-          if (s.store.devices().generation() != generation) {
-            reread = s.store.devices().for_identity(ex->server->id, ident.user_id, uuid_view(ident));
-            after_rows = &reread;
-          }
+          s.store.devices().update_rows(generation, ex->server->id, ident.user_id, uuid_view(ident), kept);
         } catch (const std::exception& e) {
           LOG_ERROR("push/notify: reading devices failed: %s", e.what());
           ex->respond(retry_later("The push bouncer's database is unavailable; retry later"));
@@ -272,9 +268,20 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
         JsonFields f;
         f.integer("total_android_devices", n_android);
         f.integer("total_apple_devices", n_apple);
-        append_deleted_devices(f.raw_into("deleted_devices"), *after_rows, *android, *apple);
+        append_deleted_devices(f.raw_into("deleted_devices"), kept, *android, *apple);
         f.raw("realm", has_realm ? R"({"can_push":true,"expected_end_timestamp":null})" : "null");
-        respond_after_commit(s.store, ex, success(std::move(f)));
+        // Answered without waiting for the batch's WAL sync: nothing this answer acknowledges must
+        // survive a crash. Its only writes are deletions (dead tokens, shadowed id-rows); if one is
+        // lost, the next push to the token gets 410 again (or step 2 finds the duplicate again)
+        // and deletes it again, and the server having dropped a device we listed in
+        // deleted_devices is harmless: that token is dead. Counters are written behind anyway.
+        // Registrations and unregistrations still answer only once durable (api/devices.cpp).
+        // Whoever reads the database after this answer still sees the deletions it reports: an
+        // answer given later, from an outcome or the timer, leaves in the HTTP server's prepare
+        // handle, which runs after the store's commit handle (libuv runs prepare handles in
+        // reverse start order; app.cpp starts the commit handle last); one given inside this
+        // handler commits first (below, after finish()).
+        ex->respond(success(std::move(f)));
       });
 
   size_t apns_left = 0;
@@ -305,6 +312,9 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
     fanout->send(*plan[i].pusher, std::move(m));
   }
   fanout->finish();
+  // Answered already (nothing was pending): the reply is written when this read's handling ends,
+  // before the iteration's commit; commit now (no fsync) so the reported deletions are visible.
+  if (fanout->answered() && svc.store.db().batch_open()) svc.store.db().commit_pending();
 }
 
 void push_test_notification(Services& svc, const ExchangePtr& ex) {

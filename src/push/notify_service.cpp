@@ -96,8 +96,11 @@ void Fanout::on_outcome(size_t i, const Outcome& o) noexcept {
         int64_t cutoff = dead_token_cutoff_ms(o);
         int deleted = 0;
         try {
-          // upstreams.md: a dead token is dead for every server that registered it.
-          deleted = store_.db().write([&] { return store_.devices().delete_dead(e.kind, e.token, cutoff); });
+          // upstreams.md: a dead token is dead for every server that registered it. The delete
+          // joins this loop iteration's write batch; nobody waits for it to be durable (the
+          // request's answer does not: see push/notify's completion), because losing it in a
+          // crash only means the next push to the token gets its 410 again and deletes it again.
+          deleted = store_.devices().delete_dead(e.kind, e.token, cutoff);
         } catch (const std::exception& ex) {
           LOG_ERROR("push: %s: could not delete dead token %s: %s", e.pusher->name().c_str(),
                     redact_token(e.token).c_str(), ex.what());

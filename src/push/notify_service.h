@@ -91,6 +91,8 @@ class Fanout : public std::enable_shared_from_this<Fanout> {
   void finish();
 
   const FanoutTally& tally() const { return tally_; }
+  // True once on_answer ran (from finish() itself when nothing was pending).
+  bool answered() const { return answered_; }
 
  private:
   struct Entry {

@@ -12,6 +12,29 @@ constexpr const char* kCols =
 
 std::string sel(const char* where) { return std::string("SELECT ") + kCols + " FROM devices WHERE " + where; }
 
+// normalize_token(kind, token) == norm, without building the string.
+bool token_is(int kind, std::string_view token, std::string_view norm) {
+  if (token.size() != norm.size()) return false;
+  if (kind != kKindApns) return token == norm;
+  for (size_t i = 0; i < token.size(); ++i) {
+    char c = token[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != norm[i]) return false;
+  }
+  return true;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
 DeviceRow row_of(Stmt& s) {
   DeviceRow r;
   r.id = s.col_int(0);
@@ -69,7 +92,58 @@ Devices::Devices(Database& db)
       del_all_uid_(db.handle(), "DELETE FROM devices WHERE server_id = ?1 AND user_id = ?2"),
       del_id_(db.handle(), "DELETE FROM devices WHERE id = ?1"),
       del_dead_(db.handle(), "DELETE FROM devices WHERE kind = ?1 AND token_norm = ?2 AND registered_ms < ?3"),
-      by_id_(db.handle(), sel("id = ?1")) {}
+      by_id_(db.handle(), sel("id = ?1")),
+      log_(kDeviceChangeLogSize) {}
+
+Devices::Change& Devices::log_change(ChangeKind kind) {
+  ++generation_;
+  Change& c = log_[generation_ % log_.size()];
+  // The slot's previous change leaves the log: readers of its generation or older re-read.
+  if (c.generation != 0) log_floor_ = std::max(log_floor_, c.generation);
+  c.generation = generation_;
+  c.kind = kind;
+  return c;
+}
+
+void Devices::log_identity(int64_t server, std::optional<int64_t> uid, std::optional<std::string_view> uuid) {
+  Change& c = log_change(ChangeKind::identity);
+  c.server = server;
+  c.uid = uid;
+  c.has_uuid = uuid.has_value();
+  c.uuid.assign(uuid ? *uuid : std::string_view());
+}
+
+RowsUpdate Devices::update_rows(uint64_t since, int64_t server, std::optional<int64_t> uid,
+                                std::optional<std::string_view> uuid, std::vector<DeviceRow>& rows) {
+  if (since == generation_) return RowsUpdate::unchanged;
+  // Why this is exact: rows only change through the calls logged here. A registration or
+  // unregistration of this identity (the OR rule: same server and same user_id or user_uuid) may
+  // add rows or refresh registered_ms, so it is read again. Dead-token and by-id deletions only
+  // remove rows, and which ones is decided by the row alone (kind, token, registered_ms; id), so
+  // applying the same test to the rows kept in memory gives what a re-read would, in any order.
+  bool reread = since < log_floor_ || since > generation_;
+  for (uint64_t g = since + 1; !reread && g <= generation_; ++g) {
+    const Change& c = log_[g % log_.size()];
+    if (c.kind != ChangeKind::identity || c.server != server) continue;
+    if ((c.uid && uid && *c.uid == *uid) || (c.has_uuid && uuid && iequals(c.uuid, *uuid))) reread = true;
+  }
+  if (reread) {
+    rows = for_identity(server, uid, uuid);
+    return RowsUpdate::reread;
+  }
+  size_t before = rows.size();
+  for (uint64_t g = since + 1; g <= generation_; ++g) {
+    const Change& c = log_[g % log_.size()];
+    if (c.kind == ChangeKind::dead_token) {
+      std::erase_if(rows, [&](const DeviceRow& r) {
+        return r.kind == c.token_kind && r.registered_ms < c.before_ms && token_is(r.kind, r.token, c.token_norm);
+      });
+    } else if (c.kind == ChangeKind::row_id) {
+      std::erase_if(rows, [&](const DeviceRow& r) { return r.id == c.row_id; });
+    }
+  }
+  return rows.size() == before ? RowsUpdate::unchanged : RowsUpdate::applied;
+}
 
 void Devices::read_rows(Stmt& s, std::vector<DeviceRow>& out) {
   int n = 0;
@@ -106,11 +180,13 @@ std::vector<DeviceRow> Devices::for_identity(int64_t server, std::optional<int64
 }
 
 RegisterResult Devices::register_device(const DeviceRegistration& reg) {
-  ++generation_;
   if (!reg.user_id && !reg.user_uuid) throw StoreError("register_device: neither user_id nor user_uuid");
   const std::string norm = normalize_token(reg.kind, reg.token);
   const std::optional<std::string> uuid =
       reg.user_uuid ? std::optional<std::string>(ascii_lower(*reg.user_uuid)) : std::nullopt;
+  // Logged whatever the outcome: readers of this identity re-read (a failed write costs them a
+  // read, never a stale answer).
+  log_identity(reg.server_id, reg.user_id, uuid ? std::optional<std::string_view>(*uuid) : std::nullopt);
   return db_.write([&] {
     bool migrated = false;
     if (uuid && reg.user_id) {
@@ -175,7 +251,7 @@ RegisterResult Devices::register_device(const DeviceRegistration& reg) {
 
 int Devices::unregister(int64_t server, int kind, std::string_view token, std::optional<int64_t> uid,
                         std::optional<std::string_view> uuid) {
-  ++generation_;
+  log_identity(server, uid, uuid);
   const std::string norm = normalize_token(kind, token);
   return db_.write([&] {
     int n = 0;
@@ -201,7 +277,7 @@ int Devices::unregister(int64_t server, int kind, std::string_view token, std::o
 }
 
 int Devices::unregister_all(int64_t server, std::optional<int64_t> uid, std::optional<std::string_view> uuid) {
-  ++generation_;
+  log_identity(server, uid, uuid);
   return db_.write([&] {
     int n = 0;
     if (uuid) {
@@ -222,24 +298,39 @@ int Devices::unregister_all(int64_t server, std::optional<int64_t> uid, std::opt
 }
 
 bool Devices::delete_by_id(int64_t id) {
-  ++generation_;
-  return db_.write([&] {
-    auto u = del_id_.use();
-    del_id_.bind(1, id);
-    return del_id_.exec() > 0;
-  });
+  log_change(ChangeKind::row_id).row_id = id;
+  try {
+    return db_.write([&] {
+      auto u = del_id_.use();
+      del_id_.bind(1, id);
+      return del_id_.exec() > 0;
+    });
+  } catch (...) {
+    forget_log();  // the logged deletion may not have happened: nobody may apply it
+    throw;
+  }
 }
 
 int Devices::delete_dead(int kind, std::string_view token, int64_t before_ms) {
-  ++generation_;
-  const std::string norm = normalize_token(kind, token);
-  return db_.write([&] {
-    auto u = del_dead_.use();
-    del_dead_.bind(1, kind);
-    del_dead_.bind(2, std::string_view(norm));
-    del_dead_.bind(3, before_ms);
-    return del_dead_.exec();
-  });
+  Change& c = log_change(ChangeKind::dead_token);
+  c.token_kind = kind;
+  c.token_norm.assign(token);
+  if (kind == kKindApns)
+    for (char& ch : c.token_norm)
+      if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  c.before_ms = before_ms;
+  try {
+    return db_.write([&] {
+      auto u = del_dead_.use();
+      del_dead_.bind(1, kind);
+      del_dead_.bind(2, std::string_view(c.token_norm));
+      del_dead_.bind(3, before_ms);
+      return del_dead_.exec();
+    });
+  } catch (...) {
+    forget_log();  // the logged deletion may not have happened: nobody may apply it
+    throw;
+  }
 }
 
 std::optional<DeviceRow> Devices::find_for_test(int64_t server, int kind, std::string_view token,

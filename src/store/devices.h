@@ -62,6 +62,16 @@ struct RegisterResult {
   int64_t device_id = 0;  // the uuid-keyed (or id-keyed) row now holding the registration
 };
 
+// Changes remembered for Devices::update_rows (a ring; older ones force a re-read).
+constexpr size_t kDeviceChangeLogSize = 256;
+
+// How Devices::update_rows brought rows read earlier up to date.
+enum class RowsUpdate {
+  unchanged,  // no change since then touched them
+  applied,    // only deletions of known effect (dead tokens, rows by id): applied in place
+  reread,     // a change to the user's identity, a failed write, or a change no longer in the log
+};
+
 class Devices {
  public:
   explicit Devices(Database& db);
@@ -88,9 +98,17 @@ class Devices {
   bool delete_by_id(int64_t id);
 
   // Changes on every call that may insert or delete rows (even when it then changes nothing or is
-  // rolled back): equal values mean no device row changed in between, so a caller may reuse rows
-  // it read (push/notify's answer reuses its step-2 rows instead of reading them again).
+  // rolled back); each such call is remembered in a bounded log (kDeviceChangeLogSize).
   uint64_t generation() const { return generation_; }
+
+  // Brings `rows`, the identity's rows as for_identity() returned them when generation() was
+  // `since`, up to date (push/notify's answer reuses its step-2 rows). Changes since then that
+  // cannot touch the identity (another user's registrations, other tokens' deletions) are skipped;
+  // dead-token and by-id deletions are applied to `rows` exactly as the DELETE applied them; a
+  // change to the identity itself (register, unregister), a write that failed, or a `since` older
+  // than the log reads the rows again. Throws StoreError when that read fails.
+  RowsUpdate update_rows(uint64_t since, int64_t server, std::optional<int64_t> uid,
+                         std::optional<std::string_view> uuid, std::vector<DeviceRow>& rows);
 
   // Dead token, for every server, honouring the 410 timestamp rule (upstreams.md): deletes rows of
   // (kind, token) whose registered_ms < before_ms (INT64_MAX: always). Returns the count deleted.
@@ -103,12 +121,33 @@ class Devices {
   std::optional<DeviceRow> find_by_id(int64_t id);
 
  private:
-  uint64_t generation_ = 0;
+  enum class ChangeKind { identity, dead_token, row_id };
+  // One mutating call. Slots are reused round the ring, so their strings keep their capacity.
+  struct Change {
+    uint64_t generation = 0;  // 0: never used
+    ChangeKind kind = ChangeKind::identity;
+    int64_t server = 0;                 // identity
+    std::optional<int64_t> uid;         // identity
+    bool has_uuid = false;              // identity
+    std::string uuid;                   // identity, lowercase
+    int token_kind = 0;                 // dead_token
+    std::string token_norm;             // dead_token
+    int64_t before_ms = 0;              // dead_token
+    int64_t row_id = 0;                 // row_id
+  };
+  // Bumps the generation and returns its (recycled) log slot.
+  Change& log_change(ChangeKind kind);
+  void log_identity(int64_t server, std::optional<int64_t> uid, std::optional<std::string_view> uuid);
+  // A write whose effect is unknown (it threw): every reader of an older generation re-reads.
+  void forget_log() { log_floor_ = generation_; }
   void read_rows(Stmt& s, std::vector<DeviceRow>& out);
 
   Database& db_;
   Stmt by_uuid_, by_uid_, tok_by_uuid_, tok_by_uid_, id_by_uuid_tok_, id_by_uid_tok_, refresh_, insert_,
       del_uuid_tok_, del_uid_tok_, del_all_uuid_, del_all_uid_, del_id_, del_dead_, by_id_;
+  uint64_t generation_ = 0;
+  uint64_t log_floor_ = 0;          // update_rows(since) is answered from the log iff since >= this
+  std::vector<Change> log_;         // kDeviceChangeLogSize slots; generation g in slot g % size
 };
 
 }  // namespace aloha::store

@@ -205,6 +205,35 @@ TEST_CASE("fanout: a dead token is deleted for every server, unless registered a
   CHECK(left[0].token == "cd02");
 }
 
+TEST_CASE("fanout: rows read before a dead token's deletion are brought up to date without a re-read") {
+  Fixture f;
+  push::NotifyService ns(f.clock, f.cfg);
+  FakePusher apns("apns", 10);
+  f.reg(f.server_a, store::kKindApns, "ab01", 1, 1000);
+  f.reg(f.server_a, store::kKindApns, "cd02", 1, 1000);
+  f.reg(f.server_a, store::kKindApns, "ef03", 7, 1000);  // another user
+  // As push/notify does: the user's rows and the generation they were read at.
+  auto rows = f.st.devices().for_identity(f.server_a, 1, std::nullopt);
+  REQUIRE(rows.size() == 2);
+  const uint64_t g = f.st.devices().generation();
+  bool answered = false;
+  auto fan = push::Fanout::create(&f.loop, f.st, ns, {}, [&](const push::FanoutTally&) { answered = true; });
+  fan->send(apns, f.msg(push::Platform::apns, "ab01"));
+  fan->finish();
+  // Another request's dead token of another user, then this request's own.
+  auto other = push::Fanout::create(&f.loop, f.st, ns, {}, [](const push::FanoutTally&) {});
+  other->send(apns, f.msg(push::Platform::apns, "ef03"));
+  other->finish();
+  apns.finish(1, push::OutcomeKind::dead_token);
+  CHECK(f.st.devices().update_rows(g, f.server_a, 1, std::nullopt, rows) == store::RowsUpdate::unchanged);
+  apns.finish(0, push::OutcomeKind::dead_token);
+  REQUIRE(answered);
+  CHECK(f.st.devices().update_rows(g, f.server_a, 1, std::nullopt, rows) == store::RowsUpdate::applied);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].token == "cd02");
+  CHECK(f.rows(f.server_a, 1) == 1);
+}
+
 TEST_CASE("fanout: the mass-deletion guard keeps tokens of the app that trips it") {
   Fixture f;
   f.cfg.dead_token_guard_min = 3;

@@ -3,6 +3,7 @@
 
 #include <climits>
 #include <string>
+#include <vector>
 
 #include "store/store.h"
 #include "temp_dir.h"
@@ -244,6 +245,104 @@ TEST_CASE("devices: deleting a server's realm keeps its devices with realm unset
   // A realm id that does not exist is refused (foreign key), and only that write is undone.
   CHECK_THROWS_AS(f.reg(f.a, kKindFcm, "tok2", 42, std::nullopt, 1, std::nullopt, realm_id + 100), StoreError);
   CHECK(f.count() == 1);
+}
+
+// Ids of rows, for comparing rows kept in memory with a fresh read.
+std::vector<int64_t> ids_of(const std::vector<DeviceRow>& rows) {
+  std::vector<int64_t> out;
+  for (const auto& r : rows) out.push_back(r.id);
+  return out;
+}
+
+TEST_CASE("devices: update_rows skips other users' changes and reads again after a change to this user") {
+  Fixture f;
+  f.reg(f.a, kKindApns, "aa01", 1, std::nullopt, 1);
+  f.reg(f.a, kKindFcm, "ff02", std::nullopt, kUser, 1);
+  auto rows = f.s.devices().for_identity(f.a, 1, std::string_view(kUser));
+  REQUIRE(rows.size() == 2);
+  const uint64_t g = f.s.devices().generation();
+  CHECK(f.s.devices().update_rows(g, f.a, 1, std::string_view(kUser), rows) == RowsUpdate::unchanged);
+
+  // Other users of this server, and this user's ids on another server: not this identity.
+  f.reg(f.a, kKindApns, "aa01", 2, std::nullopt, 2);
+  f.reg(f.a, kKindFcm, "ff09", std::nullopt, kOther, 2);
+  f.reg(f.b, kKindFcm, "ff03", 1, kUser, 2);
+  f.s.devices().unregister(f.a, kKindApns, "aa01", 2, std::nullopt);
+  f.s.devices().unregister_all(f.b, 1, std::string_view(kUser));
+  // Deletions of tokens this user does not have.
+  f.s.devices().delete_dead(kKindApns, "bb07", INT64_MAX);
+  CHECK(f.s.devices().update_rows(g, f.a, 1, std::string_view(kUser), rows) == RowsUpdate::unchanged);
+  CHECK(rows.size() == 2);
+
+  SUBCASE("a registration by user_id") {
+    f.reg(f.a, kKindFcm, "ff04", 1, std::nullopt, 3);
+    CHECK(f.s.devices().update_rows(g, f.a, 1, std::string_view(kUser), rows) == RowsUpdate::reread);
+    CHECK(rows.size() == 3);
+  }
+  SUBCASE("a registration by user_uuid, spelt in upper case") {
+    std::string upper = kUser;
+    for (char& c : upper) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+    f.reg(f.a, kKindFcm, "ff04", std::nullopt, upper, 3);
+    CHECK(f.s.devices().update_rows(g, f.a, std::nullopt, std::string_view(kUser), rows) == RowsUpdate::reread);
+    CHECK(rows.size() == 2);  // read by uuid alone: ff02 and ff04
+  }
+  SUBCASE("a refresh of one of its tokens (registered_ms moves: the 410 rule needs the new one)") {
+    f.reg(f.a, kKindApns, "AA01", 1, std::nullopt, 9);
+    CHECK(f.s.devices().update_rows(g, f.a, 1, std::string_view(kUser), rows) == RowsUpdate::reread);
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0].registered_ms == 9);
+  }
+  SUBCASE("an unregistration, even one that deleted nothing") {
+    CHECK(f.s.devices().unregister(f.a, kKindApns, "zz99", std::nullopt, kUser) == 0);
+    CHECK(f.s.devices().update_rows(g, f.a, 1, std::string_view(kUser), rows) == RowsUpdate::reread);
+    CHECK(rows.size() == 2);
+  }
+}
+
+TEST_CASE("devices: update_rows applies dead-token and by-id deletions as the store applied them") {
+  Fixture f;
+  auto dead = f.reg(f.a, kKindApns, "DEAD01", 1, std::nullopt, 1000);
+  auto fresh = f.reg(f.a, kKindApns, "dead02", 1, std::nullopt, 9000);
+  auto fcm = f.reg(f.a, kKindFcm, "dead01", 1, std::nullopt, 1000);  // same text, other kind
+  auto other = f.reg(f.a, kKindFcm, "ff03", 1, std::nullopt, 1000);
+  auto rows = f.s.devices().for_identity(f.a, 1, std::nullopt);
+  REQUIRE(rows.size() == 4);
+  const uint64_t g = f.s.devices().generation();
+
+  CHECK(f.s.devices().delete_dead(kKindApns, "dead02", 8000) == 0);  // re-registered after the 410
+  CHECK(f.s.devices().update_rows(g, f.a, 1, std::nullopt, rows) == RowsUpdate::unchanged);
+  CHECK(rows.size() == 4);
+
+  CHECK(f.s.devices().delete_dead(kKindApns, "dead01", 5000) == 1);  // APNs: any case
+  CHECK(f.s.devices().delete_by_id(other.device_id));
+  CHECK(f.s.devices().update_rows(g, f.a, 1, std::nullopt, rows) == RowsUpdate::applied);
+  CHECK(ids_of(rows) == std::vector<int64_t>{fresh.device_id, fcm.device_id});
+  CHECK(ids_of(rows) == ids_of(f.s.devices().for_identity(f.a, 1, std::nullopt)));
+  (void)dead;
+
+  // Applying again from the same generation changes nothing more.
+  CHECK(f.s.devices().update_rows(g, f.a, 1, std::nullopt, rows) == RowsUpdate::unchanged);
+}
+
+TEST_CASE("devices: update_rows reads again once the change log no longer covers the generation") {
+  Fixture f;
+  f.reg(f.a, kKindApns, "aa01", 1, std::nullopt, 1);
+  // Fill the log once round, so that eviction of used slots is what is tested.
+  for (size_t i = 0; i < kDeviceChangeLogSize; ++i) f.s.devices().delete_dead(kKindFcm, "gone", INT64_MAX);
+  auto rows = f.s.devices().for_identity(f.a, 1, std::nullopt);
+  const uint64_t g = f.s.devices().generation();
+  // Deletions of other tokens: skipped while the log still holds every change since g.
+  for (size_t i = 0; i < kDeviceChangeLogSize; ++i) f.s.devices().delete_dead(kKindFcm, "gone", INT64_MAX);
+  CHECK(f.s.devices().update_rows(g, f.a, 1, std::nullopt, rows) == RowsUpdate::unchanged);
+  // One more: the change right after g is forgotten, so nothing is known about it.
+  f.s.devices().delete_dead(kKindFcm, "gone", INT64_MAX);
+  CHECK(f.s.devices().update_rows(g, f.a, 1, std::nullopt, rows) == RowsUpdate::reread);
+  CHECK(rows.size() == 1);
+  // A reader of the current generation is served from the log again.
+  const uint64_t g2 = f.s.devices().generation();
+  f.s.devices().delete_dead(kKindApns, "aa01", INT64_MAX);
+  CHECK(f.s.devices().update_rows(g2, f.a, 1, std::nullopt, rows) == RowsUpdate::applied);
+  CHECK(rows.empty());
 }
 
 }  // TEST_SUITE
