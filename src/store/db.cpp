@@ -115,6 +115,8 @@ void Database::configure() {
   exec("PRAGMA foreign_keys=ON");
   if (pragma_text("PRAGMA foreign_keys") != "1") throw StoreError("SQLite lacks foreign key support");
   exec("PRAGMA journal_size_limit=" + std::to_string(opts_.journal_size_limit));
+  // Negative: KiB rather than pages, whatever the page size.
+  exec("PRAGMA cache_size=-" + std::to_string(opts_.cache_kb > 0 ? opts_.cache_kb : 1));
 }
 
 void Database::open_side_channels() {
@@ -127,6 +129,11 @@ void Database::open_side_channels() {
     throw StoreError(std::string("cannot open checkpoint connection: ") +
                          (ckpt_conn_.db ? sqlite3_errmsg(ckpt_conn_.db) : sqlite3_errstr(rc)), rc);
   sqlite3_busy_timeout(ckpt_conn_.db, opts_.truncate_busy_ms);
+  // No lookaside on this connection: it runs one statement every few seconds, and its default
+  // lookaside (~120 KB) would sit in RSS for nothing. Only possible before its first statement.
+  sqlite3_db_config(ckpt_conn_.db, SQLITE_DBCONFIG_LOOKASIDE, nullptr, 0, 0);
+  std::string cache = "PRAGMA cache_size=-" + std::to_string(opts_.checkpoint_cache_kb > 0 ? opts_.checkpoint_cache_kb : 1);
+  sqlite3_exec(ckpt_conn_.db, cache.c_str(), nullptr, nullptr, nullptr);
   sqlite3_exec(ckpt_conn_.db, "PRAGMA wal_autocheckpoint=0", nullptr, nullptr, nullptr);
   // A connection's pager enters WAL mode at its first read; before that a checkpoint on it
   // answers SQLITE_OK with pnLog = -1 and does nothing.
@@ -413,6 +420,10 @@ void Database::start_sync() noexcept {
   // One sync at a time; it covers every batch committed before it starts. Batches committed
   // while it runs wait for the next one, started as soon as this one completes.
   if (sync_in_flight_ || unsynced_batches_ == 0) return;
+  // Nobody waits for these batches (see sync_unwaited()): a sync of their own would cost an
+  // fdatasync and a thread-pool round trip for nothing; a waiting batch's sync will cover them.
+  if (committed_.empty() && !sync_unwaited_) return;
+  sync_unwaited_ = false;
   if (path_ == ":memory:") {  // nothing to make durable
     for (auto& cb : committed_) ready_.emplace_back(std::move(cb), true);
     committed_.clear();
@@ -506,10 +517,12 @@ void Database::shutdown() noexcept {
     LOG_ERROR("store: shutdown() called inside write(); ignored");
     return;
   }
+  sync_unwaited_ = true;
   flush();
   // A sync in flight on the thread pool cannot be waited for without running the loop: sync
   // again here, which covers it (and everything committed since), and ignore its completion.
   set_syncer(nullptr);
+  sync_unwaited_ = true;
   flush();
   if (queued_callbacks() > 0) flush();
 }
@@ -571,6 +584,31 @@ void Database::request_checkpoint() noexcept {
     checkpoint_in_flight_ = false;
     LOG_ERROR("store: cannot start a checkpoint: %s", e.what());
   }
+}
+
+int Database::release_memory() noexcept {
+  int before = 0, after = 0, hi = 0;
+  sqlite3_db_status(conn_.db, SQLITE_DBSTATUS_CACHE_USED, &before, &hi, 0);
+  sqlite3_db_release_memory(conn_.db);
+  sqlite3_db_status(conn_.db, SQLITE_DBSTATUS_CACHE_USED, &after, &hi, 0);
+  int freed = before - after;
+  // The worker owns the checkpoint connection while a checkpoint runs.
+  if (ckpt_conn_.db && !checkpoint_in_flight_) {
+    sqlite3_db_status(ckpt_conn_.db, SQLITE_DBSTATUS_CACHE_USED, &before, &hi, 0);
+    sqlite3_db_release_memory(ckpt_conn_.db);
+    sqlite3_db_status(ckpt_conn_.db, SQLITE_DBSTATUS_CACHE_USED, &after, &hi, 0);
+    freed += before - after;
+  }
+  return freed;
+}
+
+CacheStats Database::cache_stats() const noexcept {
+  CacheStats st;
+  int hi = 0;
+  sqlite3_db_status(conn_.db, SQLITE_DBSTATUS_CACHE_HIT, &st.hits, &hi, 0);
+  sqlite3_db_status(conn_.db, SQLITE_DBSTATUS_CACHE_MISS, &st.misses, &hi, 0);
+  sqlite3_db_status(conn_.db, SQLITE_DBSTATUS_CACHE_USED, &st.used_bytes, &hi, 0);
+  return st;
 }
 
 CheckpointResult Database::checkpoint_passive() noexcept {

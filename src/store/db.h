@@ -30,6 +30,20 @@ struct DatabaseOptions {
   int checkpoint_pages = 1000;          // un-checkpointed WAL frames that trigger a background checkpoint
   int truncate_pages = 16'000;          // WAL frames past which the worker also tries TRUNCATE
   int truncate_busy_ms = 2;             // how long a TRUNCATE attempt waits for the write lock
+  // Page cache of the loop connection ([server] database_cache). At 1M tokens lookups are
+  // scattered and miss a leaf whatever the cache (2 MB or 256 KB: same time per lookup, see
+  // docs/benchmarks.md); small deployments fit whole in 1 MB. Every connection's cache is its
+  // own heap memory, so it counts fully in RSS.
+  int cache_kb = 1024;
+  // The checkpoint connection copies WAL frames through its own buffer and reads only the schema
+  // through its cache: a few pages are enough.
+  int checkpoint_cache_kb = 64;
+};
+
+struct CacheStats {
+  int hits = 0;        // page requests served from the loop connection's cache (since open)
+  int misses = 0;      // page requests that had to read the file (pread) or the WAL
+  int used_bytes = 0;  // heap memory the loop connection's page cache holds now
 };
 
 struct DatabaseStats {
@@ -110,6 +124,12 @@ class Database {
   // maintenance and when a batch grows past max_batch_writes.
   void commit_pending() noexcept;
 
+  // Batches nobody waits for (push/notify's dead-token deletions, counters) get no fdatasync of
+  // their own: the next sync for a waiting batch covers them (one fdatasync covers everything
+  // committed before it). This asks the next flush() to sync them anyway; maintenance calls it so
+  // they are durable within one maintenance interval, and shutdown() does the same.
+  void sync_unwaited() noexcept { sync_unwaited_ = true; }
+
   // The Syncer for WAL fdatasyncs and checkpoints; nullptr = the built-in InlineSyncer (blocking).
   // Not owned. A sync in flight on the previous syncer is superseded: its batches are synced again
   // by the new one and its completion is ignored (the previous syncer must still deliver it).
@@ -138,6 +158,12 @@ class Database {
 
   // Runs SQL text that returns no rows (schema work, tests). Not for the hot path.
   void exec(std::string_view sql);
+
+  // Gives unused page-cache memory of both connections back to the heap (sqlite3_db_release_memory;
+  // the checkpoint connection only while no checkpoint runs). From the maintenance timer: after a
+  // load burst the caches refill only as far as the next requests need. Returns the bytes freed.
+  int release_memory() noexcept;
+  CacheStats cache_stats() const noexcept;
 
   // PRAGMA wal_checkpoint(PASSIVE) on the checkpoint connection, on the calling thread (blocks on
   // fsync: tests and tools), after committing any open batch; never waits for readers.
@@ -215,6 +241,7 @@ class Database {
   bool dir_sync_needed_ = false;
   uint64_t sync_gen_ = 0;             // identifies the sync in flight; stale completions are ignored
   bool flushing_ = false;
+  bool sync_unwaited_ = false;  // see sync_unwaited()
   bool suspect_ = false;
   bool checkpoint_in_flight_ = false;
   bool checkpoint_wanted_ = false;

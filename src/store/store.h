@@ -53,6 +53,9 @@ class Store {
   // (its callbacks run after the sync started by the next flush) and starts a background
   // checkpoint (PASSIVE; TRUNCATE attempt when the WAL is large), which never waits for readers.
   void maintenance() noexcept;
+  // Part of maintenance(): unused SQLite page cache back to the heap, and (glibc) free heap pages
+  // back to the kernel (malloc_trim), so RSS falls after a load burst.
+  void release_memory() noexcept;
   // Shutdown: writes pending touches and counters, commits, syncs everything inline (blocking)
   // and runs every queued callback (Database::shutdown()).
   void shutdown() noexcept;

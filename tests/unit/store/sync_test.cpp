@@ -73,6 +73,7 @@ struct Fixture {
 
   explicit Fixture(const StoreOptions& opts = {}) : s(path, opts) {
     server = s.servers().insert(kServer, "k", "a.example.org", "a@example.org", 1);
+    s.db().sync_unwaited();  // nobody waits for the set-up batch: ask for its sync
     s.db().flush();  // inline syncer: committed and synced
     base_syncs = s.db().stats().syncs;
     base_checkpoints = s.db().stats().checkpoints;
@@ -150,6 +151,33 @@ TEST_CASE("pipelined commit: batches committed during a sync share the next one,
   CHECK(f.syncer.syncs.empty());
   CHECK(f.s.db().stats().syncs - f.base_syncs == 2);
   CHECK(f.s.db().stats().synced_batches == 1 + 3);  // the fixture's own batch, then a; b; c+d
+}
+
+TEST_CASE("pipelined commit: a batch nobody waits for gets no sync of its own; a waiting batch's covers it") {
+  Fixture f;
+  // A write without an after_commit callback (push/notify's dead-token delete, counters).
+  f.s.db().write([&] { f.s.db().exec("UPDATE servers SET contact_email = 'b@example.org'"); });
+  f.s.db().flush();
+  CHECK(f.syncer.total_syncs == 0);  // committed, but no fdatasync for it alone
+  CHECK(f.s.db().unsynced_batches() == 1);
+  f.reg("a");  // a waiting batch: its sync covers the earlier one too
+  f.s.db().flush();
+  REQUIRE(f.syncer.syncs.size() == 1);
+  CHECK(f.s.db().unsynced_batches() == 2);
+  f.syncer.complete(true);
+  CHECK(f.seen == Seen{"a+"});
+  CHECK(f.s.db().unsynced_batches() == 0);
+  CHECK(f.s.db().stats().synced_batches == 1 + 2);
+  // sync_unwaited() (maintenance, shutdown) syncs waiter-less batches at the next flush.
+  f.s.db().write([&] { f.s.db().exec("UPDATE servers SET contact_email = 'c@example.org'"); });
+  f.s.db().flush();
+  CHECK(f.syncer.syncs.empty());
+  f.s.db().sync_unwaited();
+  f.s.db().flush();
+  REQUIRE(f.syncer.syncs.size() == 1);
+  f.syncer.complete(true);
+  CHECK(f.s.db().unsynced_batches() == 0);
+  CHECK(f.syncer.total_syncs == 2);
 }
 
 TEST_CASE("pipelined commit: a failed sync reports ok=false to exactly the batches it covered") {
