@@ -310,6 +310,10 @@ void FcmSendHandler::handle(const Request& req, Reply& reply) {
     case FcmBehaviour::ok: {
       stats_.count_outcome("fcm_ok");
       reply.status = 200;
+      // Real FCM grants many concurrent streams from the start; the mock's listener cannot tell an
+      // FCM client from an APNs one before its first request, so it raises the limit after the
+      // first success here too (without this, every FCM connection ran one push at a time).
+      reply.token_auth_success = true;
       reply.content_type = "application/json; charset=UTF-8";
       std::string p(rest.substr(0, slash));
       reply.body = "{\"name\":\"projects/" + json_escape(p) + "/messages/0:" +

@@ -43,7 +43,7 @@
 // stream of each connection (processed); later streams are unprocessed.
 // Streams: SETTINGS_MAX_CONCURRENT_STREAMS is --initial-streams (default 1 with token auth, else
 // --max-streams) until the first successful token-auth request on a connection, then
-// --max-streams (default 1000), as APNs does.
+// --max-streams (default 1000), as APNs does (a successful FCM send raises it too).
 //
 // FCM (fcm.h): POST /token (OAuth; --fcm-public-key P verifies the RS256 assertion, tokens live
 // --fcm-token-ttl S seconds, default 3600), POST /v1/projects/<p>/messages:send (bearer token
