@@ -62,7 +62,7 @@ size_t Connection::free_slots() const {
 
 size_t Connection::pending() const { return session_ ? session_->pending() : 0; }
 
-uint64_t Connection::submit(H2Request request, Completion done) {
+uint64_t Connection::submit(H2Request&& request, Completion done) {
   if (state_ != ConnState::connected) return 0;
   if (request.authority.empty()) request.authority = opt_.authority;
   uint64_t id = session_->submit(std::move(request), std::move(done));

@@ -49,8 +49,9 @@ class Conn {
   // Requests that would start a stream right now (0 unless connected).
   virtual size_t free_slots() const = 0;
   virtual size_t pending() const = 0;
-  // As Session::submit: request id or 0 when refused (then `done` never runs).
-  virtual uint64_t submit(H2Request request, Completion done) = 0;
+  // As Session::submit: request id or 0 when refused (then `done` never runs and `request` is
+  // left as it was). Taken over on success; a failure hands it back in H2Response::request.
+  virtual uint64_t submit(H2Request&& request, Completion done) = 0;
   virtual bool cancel(uint64_t request_id) = 0;
   // Fails open requests with connection_lost and closes; on_conn_closed follows asynchronously.
   virtual void close() = 0;
@@ -83,7 +84,7 @@ class Connection final : public Conn {
   ConnState state() const override { return state_; }
   size_t free_slots() const override;
   size_t pending() const override;
-  uint64_t submit(H2Request request, Completion done) override;
+  uint64_t submit(H2Request&& request, Completion done) override;
   bool cancel(uint64_t request_id) override;
   void close() override { close_with(""); }
   void drain() override;

@@ -1,6 +1,7 @@
 #include "h2/pool.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <utility>
 
 #include "core/log.h"
@@ -19,7 +20,11 @@ Pool::Pool(PoolOptions options, const Clock& clock, ConnFactory factory, Schedul
 }
 
 Pool::~Pool() {
-  *alive_ = false;  // completions still delivered by closing sessions are ignored
+  *alive_ = false;
+  // Completions still delivered by closing sessions are ignored. Conn::close() fails every open
+  // request at once, so no completion can reach this pool after the destructor: the per-request
+  // completion needs no liveness token of its own.
+  destroying_ = true;
   for (auto& ci : conns_) {
     ci.conn->set_listener(nullptr);
     ci.conn->close();
@@ -85,26 +90,37 @@ Pool::ConnInfo* Pool::find(Conn* c) {
 }
 
 bool Pool::send(Req* r, Conn* c) {
-  H2Request req;
-  req.method = r->request.method;
-  req.path = r->request.path;
-  req.authority = r->request.authority;
-  req.body = r->request.body;
   // Provider headers first (authorization), then the request's own, in a stable order so HPACK
-  // keeps hitting its dynamic table (RFC 7541). Room for a few provider headers up front, so the
-  // list is allocated once.
-  req.headers.reserve(r->request.headers.size() + 2);
-  if (headers_) headers_(req.headers);
-  req.headers.insert(req.headers.end(), r->request.headers.begin(), r->request.headers.end());
-  std::shared_ptr<bool> alive = alive_;
+  // keeps hitting its dynamic table (RFC 7541). They are appended and rotated to the front: with
+  // the room pushers reserve, the header list is not reallocated.
+  std::vector<H2Header>& h = r->request.headers;
+  if (headers_) {
+    size_t own = h.size();
+    headers_(h);
+    r->provider_headers = h.size() - own;
+    std::rotate(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(own), h.end());
+  }
+  // The request is moved, not copied: the session hands it back on a failure (replay), and a
+  // refusing connection leaves it untouched. [this, id] fits std::function's inline storage, so
+  // the completion costs no allocation; ~Pool covers its lifetime (destroying_).
   uint64_t id = r->id;
-  uint64_t cid = c->submit(std::move(req), [this, alive, id](H2Response& resp) {
-    if (*alive) on_response(id, resp);
+  uint64_t cid = c->submit(std::move(r->request), [this, id](H2Response& resp) {
+    if (!destroying_) on_response(id, resp);
   });
-  if (!cid) return false;
+  if (!cid) {
+    strip_provider_headers(r);  // added again, current, by the next send
+    return false;
+  }
   r->conn = c;
   r->conn_req_id = cid;
   return true;
+}
+
+void Pool::strip_provider_headers(Req* r) {
+  std::vector<H2Header>& h = r->request.headers;
+  size_t n = std::min(r->provider_headers, h.size());
+  h.erase(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(n));
+  r->provider_headers = 0;
 }
 
 void Pool::dispatch() {
@@ -184,7 +200,10 @@ void Pool::on_response(uint64_t id, H2Response& resp) {
   // stream id, REFUSED_STREAM, or a request whose HEADERS never left this process.
   bool unprocessed = resp.failure == FailureKind::goaway_unprocessed ||
                      (resp.failure == FailureKind::connection_lost && !resp.request_sent);
-  if (unprocessed && !closed_ && r->replays < opt_.max_replays && clock_.mono_ms() < r->deadline_ms) {
+  if (unprocessed && resp.request && !closed_ && r->replays < opt_.max_replays &&
+      clock_.mono_ms() < r->deadline_ms) {
+    r->request = std::move(*resp.request);
+    strip_provider_headers(r);  // the provider's current ones (e.g. a fresh JWT) go on the replay
     ++r->replays;
     ++replays_;
     r->failed_on = from;

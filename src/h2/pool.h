@@ -82,7 +82,10 @@ class Pool final : public ConnListener {
  private:
   struct Req {
     uint64_t id = 0;
-    H2Request request;            // without provider headers
+    // Owned here while queued; moved into the connection when sent (no copy per push) and
+    // handed back by a failure, so a replay needs no copy either.
+    H2Request request;
+    size_t provider_headers = 0;  // leading headers added by the provider (stripped on replay)
     Completion done;
     int64_t deadline_ms = 0;
     int replays = 0;
@@ -98,6 +101,7 @@ class Pool final : public ConnListener {
 
   void dispatch();
   bool send(Req* r, Conn* c);
+  void strip_provider_headers(Req* r);
   void on_response(uint64_t id, H2Response& resp);
   void complete(uint64_t id, H2Response& resp);
   void maybe_open_connection();
@@ -119,6 +123,7 @@ class Pool final : public ConnListener {
   int64_t scheduled_at_ms_ = -1;
   bool closed_ = false;
   bool dispatching_ = false;
+  bool destroying_ = false;  // completions delivered while ~Pool closes connections are ignored
   uint64_t replays_ = 0;
   uint64_t connect_failures_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -351,7 +351,7 @@ bool Session::finished() const {
   return nghttp2_session_want_read(ng_) == 0 && nghttp2_session_want_write(ng_) == 0;
 }
 
-uint64_t Session::submit(H2Request request, Completion done) {
+uint64_t Session::submit(H2Request&& request, Completion done) {
   if (!accepting() || !done) return 0;
   if (request.body.size() > opt_.max_request_body) return 0;
   if (queue_.size() >= opt_.max_queued) return 0;
@@ -364,11 +364,13 @@ uint64_t Session::submit(H2Request request, Completion done) {
   queue_.push_back(raw);
   start_queued();
   // start_stream() may have failed it synchronously (nghttp2 refused the headers): that is a
-  // refusal, reported by the return value rather than a callback inside submit().
+  // refusal, reported by the return value rather than a callback inside submit(), and the
+  // request goes back to the caller untouched.
   uint64_t id = raw->id;
   if (requests_.find(id) == requests_.end()) {
     for (auto it = done_.begin(); it != done_.end(); ++it) {
       if (it->second.request_id == id) {
+        if (it->second.request) request = std::move(*it->second.request);
         done_.erase(it);
         break;
       }
@@ -437,7 +439,11 @@ void Session::finish(Stream* s, FailureKind kind, uint32_t error_code) {
   resp.request_id = s->id;
   resp.failure = kind;
   resp.error_code = error_code;
-  if (kind != FailureKind::none) resp.status = 0;
+  if (kind != FailureKind::none) {
+    resp.status = 0;
+    // The owner decides whether to replay; handing the request back spares it a copy per push.
+    resp.request.emplace(std::move(s->req));
+  }
   done_.emplace_back(std::move(s->done), std::move(resp));
 }
 

@@ -12,6 +12,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -55,6 +56,9 @@ struct H2Response {
   bool body_truncated = false;          // body exceeded SessionOptions::max_response_body
   std::vector<H2Header> headers;        // response headers (bounded), names lower-case
   std::string body;                     // at most max_response_body bytes
+  // On failure (failure != none): the request as it was submitted, handed back so the owner can
+  // replay it (GOAWAY, REFUSED_STREAM) without keeping a copy of every request it sends.
+  std::optional<H2Request> request;
 
   // First header with this lower-case name, or nullptr.
   const std::string* header(std::string_view name) const;
@@ -84,9 +88,10 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  // Queues a request. Returns a request id (> 0), or 0 when refused (body too large, queue full,
-  // GOAWAY received, session failed); on refusal `done` is never called.
-  uint64_t submit(H2Request request, Completion done);
+  // Queues a request, taking it over. Returns a request id (> 0), or 0 when refused (body too
+  // large, queue full, GOAWAY received, session failed); on refusal `done` is never called and
+  // `request` is left as it was, so the caller may send it elsewhere.
+  uint64_t submit(H2Request&& request, Completion done);
 
   // Fails one request with FailureKind::timeout (resetting its stream with CANCEL if open).
   // Returns false when the id is unknown (already completed). Delivers the completion before

@@ -227,8 +227,9 @@ h2::H2Request ApnsPusher::build_request(const Job& job) const {
   r.method = "POST";
   r.path = "/3/device/" + m.token;
   // Always the same order (HPACK indexes repeated name/value pairs, RFC 7541); authorization is
-  // prepended by the pool's header provider.
-  r.headers.reserve(6);
+  // prepended by the pool's header provider, in the room reserved here (6 + 1: the list is
+  // allocated once per attempt).
+  r.headers.reserve(7);
   if (!m.app_id.empty()) r.headers.push_back({"apns-topic", m.app_id});
   if (!m.push_type.empty()) r.headers.push_back({"apns-push-type", m.push_type});
   if (m.priority != 0) r.headers.push_back({"apns-priority", std::to_string(m.priority)});

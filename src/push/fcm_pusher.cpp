@@ -231,6 +231,7 @@ void FcmPusher::submit(Push* p) {
   req.authority = endpoint_.authority;
   // Stable header order so HPACK keeps indexing them (RFC 7541); the bearer token changes only
   // on refresh.
+  req.headers.reserve(2);
   req.headers.push_back({"authorization", *auth});
   req.headers.push_back({"content-type", "application/json; charset=UTF-8"});
   req.body = p->body;

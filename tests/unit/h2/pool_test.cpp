@@ -29,8 +29,8 @@ class FakeConn final : public Conn {
     return open.size() >= slots ? 0 : slots - open.size();
   }
   size_t pending() const override { return open.size(); }
-  uint64_t submit(H2Request request, Completion done) override {
-    if (free_slots() == 0) return 0;
+  uint64_t submit(H2Request&& request, Completion done) override {
+    if (free_slots() == 0 || refuse) return 0;
     open.push_back({next++, std::move(request), std::move(done)});
     ++total_submitted;
     return open.back().id;
@@ -79,6 +79,7 @@ class FakeConn final : public Conn {
       H2Response r;
       r.failure = kind;
       r.request_sent = s.request_sent;
+      r.request = std::move(s.req);  // as h2::Session: failures hand the request back
       s.done(r);
     }
   }
@@ -92,6 +93,7 @@ class FakeConn final : public Conn {
   ConnListener* listener;
   ConnState st = ConnState::connecting;
   size_t slots = 1;
+  bool refuse = false;  // submit() says no although slots are free (as a session may)
   std::vector<Sent> open;
   uint64_t next = 1;
   int total_submitted = 0;
@@ -123,6 +125,7 @@ struct Harness {
     r.path = std::move(path);
     r.authority = "push.example.test";
     r.headers = {{"apns-topic", "org.example"}};
+    r.body = "{\"n\":1}";
     return pool->submit(std::move(r), timeout_ms, [&out](const H2Response& resp) { out.push_back(resp); });
   }
 };
@@ -197,17 +200,50 @@ TEST_CASE("pool: GOAWAY-unprocessed requests are replayed once on another connec
   REQUIRE(h.conns[0]->open.size() == 1);
   // Server GOAWAY: the connection stops accepting and gives the request back unprocessed.
   h.conns[0]->st = ConnState::draining;
+  h.token = "jwt-2";
   h.conns[0]->fail_all(FailureKind::goaway_unprocessed);
   CHECK(out.empty());
   REQUIRE(h.conns.size() == 2);          // a fresh connection for the replay
   h.conns[1]->become_ready();
   REQUIRE(h.conns[1]->open.size() == 1);
   CHECK(h.pool->stats().replays == 1);
+  // The replay is the request the connection handed back, with the provider's headers of now
+  // (not those of the first attempt) in front, once.
+  const H2Request& again = h.conns[1]->open[0].req;
+  CHECK(again.path == "/p");
+  CHECK(again.body == "{\"n\":1}");
+  REQUIRE(again.headers.size() == 2);
+  CHECK(again.headers[0].name == "authorization");
+  CHECK(again.headers[0].value == "bearer jwt-2");
+  CHECK(again.headers[1].name == "apns-topic");
   // Unprocessed again: no second replay; the caller sees the failure.
   h.conns[1]->fail_all(FailureKind::goaway_unprocessed);
   REQUIRE(out.size() == 1);
   CHECK(out[0].failure == FailureKind::goaway_unprocessed);
   CHECK(out[0].status == 0);
+}
+
+TEST_CASE("pool: a connection refusing a request leaves it whole for the next attempt") {
+  Harness h;
+  std::vector<H2Response> out;
+  h.submit(out);
+  h.conns[0]->slots = 10;
+  h.conns[0]->refuse = true;
+  h.conns[0]->become_ready();
+  CHECK(h.conns[0]->open.empty());
+  CHECK(h.pool->stats().queued == 1);
+  h.conns[0]->refuse = false;
+  h.conns[0]->listener->on_conn_capacity(h.conns[0].get());
+  REQUIRE(h.conns[0]->open.size() == 1);
+  const H2Request& r = h.conns[0]->open[0].req;
+  CHECK(r.path == "/p");
+  CHECK(r.body == "{\"n\":1}");
+  REQUIRE(r.headers.size() == 2);  // the provider's header once, not once per attempt
+  CHECK(r.headers[0].name == "authorization");
+  CHECK(r.headers[1].name == "apns-topic");
+  h.conns[0]->respond(0, 200);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].status == 200);
 }
 
 TEST_CASE("pool: connection lost replays only requests that were never sent") {

@@ -274,7 +274,13 @@ TEST_CASE("session: GOAWAY fails streams above last-stream-id as unprocessed and
   for (int i = 2; i < 5; ++i) {
     CHECK(results[ids[i]].status == 0);
     CHECK(results[ids[i]].failure == FailureKind::goaway_unprocessed);
+    // The request comes back whole, so the owner can replay it without having kept a copy.
+    REQUIRE(results[ids[i]].request.has_value());
+    CHECK(results[ids[i]].request->path == "/g/" + std::to_string(i));
+    CHECK(results[ids[i]].request->body == "{}");
+    CHECK(results[ids[i]].request->headers.size() == 2);
   }
+  CHECK_FALSE(results[ids[0]].request.has_value());  // answered: nothing to hand back
   CHECK(client.goaway_received());
   CHECK(client.goaway_last_stream_id() == 3);
   CHECK_FALSE(client.accepting());
@@ -450,6 +456,12 @@ TEST_CASE("session: queue bound and body bound refuse without calling back") {
   CHECK(client.submit(make_req("/3"), cb) > 0);
   CHECK(client.submit(make_req("/4"), cb) == 0);
   CHECK(calls == 0);
+  // A refused request is left with the caller, untouched.
+  H2Request keep = make_req("/5", "body");
+  CHECK(client.submit(std::move(keep), cb) == 0);
+  CHECK(keep.path == "/5");
+  CHECK(keep.body == "body");
+  CHECK(keep.headers.size() == 2);
   client.terminate();
   CHECK(calls == 3);
 }

@@ -44,7 +44,7 @@ class FakeConn final : public Conn {
     return open.size() >= slots ? 0 : slots - open.size();
   }
   size_t pending() const override { return open.size(); }
-  uint64_t submit(H2Request request, h2::Completion done) override {
+  uint64_t submit(H2Request&& request, h2::Completion done) override {
     if (free_slots() == 0) return 0;
     open.push_back({next++, std::move(request), std::move(done)});
     all_requests.push_back(open.back().req);
@@ -74,6 +74,7 @@ class FakeConn final : public Conn {
       H2Response r;
       r.failure = FailureKind::connection_lost;
       r.request_sent = true;
+      r.request = std::move(s.req);  // as h2::Session: failures hand the request back
       s.done(r);
     }
   }
@@ -104,6 +105,7 @@ class FakeConn final : public Conn {
     H2Response r;
     r.failure = kind;
     r.request_sent = true;
+    r.request = std::move(s.req);
     s.done(r);
     if (listener) listener->on_conn_capacity(this);
   }
