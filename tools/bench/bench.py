@@ -567,10 +567,17 @@ ca_file = {TLS}/ca.crt
                 f"{one['p99']:.2f} ms ({r99:.2f}×)", r50 <= 1.2 and r99 <= 1.2)
         i = getattr(self, "idle", None)
         if i:
+            # VmHWM is reset at the start of each scenario, so the run's peak is the largest of the
+            # per-scenario peaks (and of the idle tail's).
+            peaks = [(r["peak_rss_kb"], r["scenario"]) for r in self.rows] + [(i["hwm_kb"], "idle / load")]
+            top_kb, top_name = max(peaks)
             label = (f"peak RSS ≤ 10 MB with {human_count(self.a.tokens[-1])} tokens under load" if big
                      else "peak RSS ≤ 10 MB (this run had no 1M-token scenario)")
-            add(label, f"{i['hwm_kb'] / 1024:.1f} MB (start-up {self.startup_rss_kb / 1024:.1f} MB)",
-                i["hwm_kb"] <= 10 * 1024)
+            figure = (f"{top_kb / 1024:.1f} MB at most (in: {top_name})"
+                      + (f"; {big['peak_rss_kb'] / 1024:.1f} MB in the {human_count(self.a.tokens[-1])}-token run"
+                         if big else "")
+                      + f"; start-up {self.startup_rss_kb / 1024:.1f} MB")
+            add(label, figure, top_kb <= 10 * 1024)
             share = i["cpu_s"] / i["seconds"] if i["seconds"] else 0
             add("idle CPU < 0.1 %", f"{i['cpu_s']:.2f} CPU-s in {i['seconds']:g} s ({100 * share:.2f} %)",
                 share < 0.001)
@@ -617,7 +624,7 @@ ca_file = {TLS}/ca.crt
         if i:
             out.append("")
             out.append(f"Idle {i['seconds']:g} s after the load: {i['cpu_s']:.2f} CPU-s, RSS {i['rss_kb'] / 1024:.1f} MB "
-                       f"(peak over the whole run {i['hwm_kb'] / 1024:.1f} MB); RSS right after start-up "
+                       f"(peak since the last scenario began {i['hwm_kb'] / 1024:.1f} MB); RSS right after start-up "
                        f"{self.startup_rss_kb / 1024:.1f} MB.")
         out.append("")
         out.extend(self.targets_markdown())
