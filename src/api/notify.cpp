@@ -2,7 +2,9 @@
 // nothing), then send to all of the user's devices at once over APNs and FCM and answer when every
 // send has an outcome or at [push] notify_deadline. Payloads are notification content: they go
 // only into the PushMessages handed to the pushers; nothing here logs, stores or echoes them.
+#include <array>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -102,7 +104,7 @@ bool same_token(int kind, std::string_view a, std::string_view b) {
 // Requires every pusher to accept its share now, so a request is refused before anything is sent.
 // Counted per distinct pusher by scanning (rows are bounded by kMaxDevicesPerIdentity; usually
 // there are one or two pushers), so no map is built per request.
-void check_capacity(const std::vector<RowPlan>& plan) {
+void check_capacity(std::span<const RowPlan> plan) {
   for (size_t i = 0; i < plan.size(); ++i) {
     push::Pusher* p = plan[i].send ? plan[i].pusher : nullptr;
     if (p == nullptr) continue;
@@ -139,15 +141,20 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
   if (!apple) apple = &kEmptyArray;
 
   // Step 1.
-  Identity id = check_identity_values(raw);
+  Identity id = check_identity_values(std::move(raw));
   require_identity(id);
-  std::optional<store::RealmRow> realm = check_realm(svc, ex, id);
+  const std::optional<int64_t> realm_id = check_realm_id(svc, ex, id);
   check_policy(svc, ex);
 
   // Step 2: the user's devices (OR rule); an id-row and a uuid-row for one token: the id-row goes.
   const int64_t server_id = ex->server->id;
   std::vector<store::DeviceRow> rows = svc.store.devices().for_identity(server_id, id.user_id, uuid_view(id));
-  std::vector<RowPlan> plan(rows.size());
+  // The plan lives on the stack for the usual few devices (no allocation per request).
+  std::array<RowPlan, 8> plan_inline{};
+  std::vector<RowPlan> plan_heap;
+  if (rows.size() > plan_inline.size()) plan_heap.resize(rows.size());
+  std::span<RowPlan> plan = rows.size() > plan_inline.size() ? std::span<RowPlan>(plan_heap)
+                                                              : std::span<RowPlan>(plan_inline.data(), rows.size());
   std::vector<int64_t> delete_ids;
   auto same = [&](size_t a, size_t b) {
     return rows[a].kind == rows[b].kind && same_token(rows[a].kind, rows[a].token, rows[b].token);
@@ -222,13 +229,14 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
   check_capacity(plan);
 
   // Built once per request and shared by the user's devices of each platform.
-  std::string apns_body = any_apns ? push::build_apns_body(*apns_payload, big) : std::string();
-  std::string fcm_data = any_fcm ? push::build_fcm_data(*gcm_payload, big) : std::string();
+  // Built once and shared by every device of the user (and by the pushers' retries): no copy per push.
+  std::shared_ptr<const std::string> apns_body =
+      any_apns ? std::make_shared<const std::string>(push::build_apns_body(*apns_payload, big)) : nullptr;
+  std::shared_ptr<const std::string> fcm_data =
+      any_fcm ? std::make_shared<const std::string>(push::build_fcm_data(*gcm_payload, big)) : nullptr;
 
   int64_t now_wall = svc.clock.wall_ms();
   int64_t day = push::day_end_s(now_wall);
-  std::optional<int64_t> realm_id;
-  if (realm) realm_id = realm->id;
   svc.store.counters().add(server_id, std::nullopt, push::kPushesReceived, day, n_android + n_apple);
   if (realm_id) svc.store.counters().add(server_id, realm_id, push::kPushesReceived, day, n_android + n_apple);
 
@@ -242,8 +250,8 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
   fo.realm_id = realm_id;
   fo.count_forwarded = true;
   Services* svcp = &svc;
-  Identity ident = id;
-  bool has_realm = realm.has_value();
+  Identity ident = std::move(id);  // `id` is not read after this
+  bool has_realm = realm_id.has_value();
   // Step 6 needs the user's rows as they are after the sends. Those are step 2's rows minus its
   // deleted duplicates, brought up to date from the store's change log: only a change to this
   // user's registrations reads them again; dead-token deletions (this request's own or others')
@@ -284,9 +292,6 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
         ex->respond(success(std::move(f)));
       });
 
-  size_t apns_left = 0;
-  for (size_t i = 0; i < rows.size(); ++i)
-    apns_left += (plan[i].send && plan[i].pusher && rows[i].kind == store::kKindApns) ? 1 : 0;
   for (size_t i = 0; i < rows.size(); ++i) {
     if (!plan[i].send) continue;
     store::DeviceRow& r = rows[i];
@@ -299,12 +304,11 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
     m.platform = platform;
     m.token = std::move(r.token);  // the registered spelling; `rows` is not read after this loop
     if (platform == push::Platform::apns) {
-      m.app_id = r.ios_app_id.value_or("");
-      // The body is built once; the last APNs device takes it without a copy.
-      m.payload = --apns_left == 0 ? std::move(apns_body) : apns_body;
+      m.app_id = std::move(r.ios_app_id).value_or("");
+      m.shared_payload = apns_body;
       m.expiration_s = now_wall / 1000 + kApnsExpirationS;
     } else {
-      m.payload = fcm_data;
+      m.shared_payload = fcm_data;
       m.push_type.clear();
       m.priority = 0;
       m.fcm_high_priority = fcm_high;

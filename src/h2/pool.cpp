@@ -69,18 +69,87 @@ std::unique_ptr<Pool> Pool::create(uv_loop_t* loop, const net::TlsContext* tls,
 
 uint64_t Pool::submit(H2Request request, int64_t timeout_ms, Completion done) {
   if (closed_ || !done || queue_.size() >= opt_.max_queued) return 0;
-  auto r = std::make_unique<Req>();
-  r->id = next_id_++;
+  uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(slots_.size());
+    slots_.push_back(std::make_unique<Req>());
+  }
+  Req* r = slots_[slot].get();
+  r->id = (next_id_++ << 32) | slot;
+  r->in_use = true;
   r->request = std::move(request);
   r->done = std::move(done);
   r->deadline_ms = clock_.mono_ms() + (timeout_ms > 0 ? timeout_ms : opt_.default_timeout_ms);
-  r->deadline_it = deadlines_.emplace(r->deadline_ms, r->id);
+  ++live_;
+  heap_push(r);
   uint64_t id = r->id;
-  reqs_.emplace(id, std::move(r));
   queue_.push_back(id);
   dispatch();
   reschedule();
   return id;
+}
+
+Pool::Req* Pool::lookup(uint64_t id) const {
+  size_t slot = static_cast<uint32_t>(id);
+  if (slot >= slots_.size()) return nullptr;
+  Req* r = slots_[slot].get();
+  return r->in_use && r->id == id ? r : nullptr;
+}
+
+void Pool::release(Req* r) {
+  uint32_t slot = static_cast<uint32_t>(r->id);
+  *r = Req{};  // drops the request's buffers and the completion
+  free_slots_.push_back(slot);
+  --live_;
+}
+
+void Pool::heap_swap(size_t a, size_t b) {
+  std::swap(deadlines_[a], deadlines_[b]);
+  deadlines_[a]->heap_pos = a;
+  deadlines_[b]->heap_pos = b;
+}
+
+void Pool::heap_up(size_t i) {
+  while (i > 0) {
+    size_t parent = (i - 1) / 2;
+    if (!heap_less(i, parent)) break;
+    heap_swap(i, parent);
+    i = parent;
+  }
+}
+
+void Pool::heap_down(size_t i) {
+  size_t n = deadlines_.size();
+  for (;;) {
+    size_t l = 2 * i + 1, best = i;
+    if (l < n && heap_less(l, best)) best = l;
+    if (l + 1 < n && heap_less(l + 1, best)) best = l + 1;
+    if (best == i) break;
+    heap_swap(i, best);
+    i = best;
+  }
+}
+
+void Pool::heap_push(Req* r) {
+  r->heap_pos = deadlines_.size();
+  deadlines_.push_back(r);
+  heap_up(r->heap_pos);
+}
+
+void Pool::heap_erase(Req* r) {
+  size_t i = r->heap_pos;
+  size_t last = deadlines_.size() - 1;
+  if (i != last) {
+    heap_swap(i, last);
+    deadlines_.pop_back();
+    heap_up(i);
+    heap_down(deadlines_[i]->heap_pos);
+  } else {
+    deadlines_.pop_back();
+  }
 }
 
 Pool::ConnInfo* Pool::find(Conn* c) {
@@ -127,12 +196,11 @@ void Pool::dispatch() {
   if (dispatching_ || closed_) return;
   dispatching_ = true;
   while (!queue_.empty()) {
-    auto it = reqs_.find(queue_.front());
-    if (it == reqs_.end()) {
+    Req* r = lookup(queue_.front());
+    if (!r) {
       queue_.pop_front();
       continue;
     }
-    Req* r = it->second.get();
     // A connection with a free stream slot; for a replay, one other than where it failed.
     Conn* best = nullptr;
     for (auto& ci : conns_) {
@@ -177,7 +245,7 @@ void Pool::on_conn_closed(Conn* c, const std::string& error) {
   if (it == conns_.end()) return;
   bool was_ready = it->ready;
   conns_.erase(it);
-  for (auto& [id, r] : reqs_)
+  for (auto& r : slots_)
     if (r->failed_on == c) r->failed_on = nullptr;  // the pointer may be reused by a new object
   if (!error.empty()) {
     // Reconnect with jittered backoff (upstreams.md); the first retry after a working connection
@@ -190,9 +258,8 @@ void Pool::on_conn_closed(Conn* c, const std::string& error) {
 }
 
 void Pool::on_response(uint64_t id, H2Response& resp) {
-  auto it = reqs_.find(id);
-  if (it == reqs_.end()) return;
-  Req* r = it->second.get();
+  Req* r = lookup(id);
+  if (!r) return;
   Conn* from = r->conn;
   r->conn = nullptr;
   r->conn_req_id = 0;
@@ -218,27 +285,22 @@ void Pool::on_response(uint64_t id, H2Response& resp) {
 // The connection's response object is handed on as it is (only its id rewritten): no copy of
 // its headers and body per request.
 void Pool::complete(uint64_t id, H2Response& resp) {
-  auto it = reqs_.find(id);
-  if (it == reqs_.end()) return;
-  std::unique_ptr<Req> r = std::move(it->second);
-  reqs_.erase(it);
-  deadlines_.erase(r->deadline_it);
+  Req* r = lookup(id);
+  if (!r) return;
+  heap_erase(r);
+  Completion done = std::move(r->done);
+  release(r);
   resp.request_id = id;
-  r->done(resp);  // may destroy the pool: callers check alive_
+  done(resp);  // may destroy the pool: callers check alive_
 }
 
 void Pool::on_timer() {
   scheduled_at_ms_ = -1;
   std::shared_ptr<bool> alive = alive_;
   int64_t now = clock_.mono_ms();
-  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
-    uint64_t id = deadlines_.begin()->second;
-    auto it = reqs_.find(id);
-    if (it == reqs_.end()) {
-      deadlines_.erase(deadlines_.begin());
-      continue;
-    }
-    Req* r = it->second.get();
+  while (!deadlines_.empty() && deadlines_.front()->deadline_ms <= now) {
+    Req* r = deadlines_.front();
+    uint64_t id = r->id;
     if (r->conn) {
       // The session resets the stream and completes it with FailureKind::timeout, which comes
       // back through on_response → complete.
@@ -258,8 +320,7 @@ void Pool::on_timer() {
     }
     if (!*alive) return;
     // If the completion did not remove it (should not happen), do not spin.
-    auto again = reqs_.find(id);
-    if (again != reqs_.end()) {
+    if (lookup(id)) {
       H2Response resp{id, 0, FailureKind::timeout};
       complete(id, resp);
       if (!*alive) return;
@@ -273,7 +334,7 @@ void Pool::reschedule() {
   if (closed_) return;
   int64_t now = clock_.mono_ms();
   int64_t at = -1;
-  if (!deadlines_.empty()) at = deadlines_.begin()->first;
+  if (!deadlines_.empty()) at = deadlines_.front()->deadline_ms;
   if (!queue_.empty() && next_connect_ms_ > now && (at < 0 || next_connect_ms_ < at)) at = next_connect_ms_;
   if (at < 0 || at == scheduled_at_ms_) return;
   scheduled_at_ms_ = at;
@@ -303,7 +364,7 @@ void Pool::close() {
 PoolStats Pool::stats() const {
   PoolStats s;
   s.queued = queue_.size();
-  s.in_flight = reqs_.size() - queue_.size();
+  s.in_flight = live_ - queue_.size();
   for (auto& ci : conns_) {
     if (ci.conn->state() != ConnState::closed) ++s.connections;
     if (ci.ready && ci.conn->state() == ConnState::connected) ++s.connected;

@@ -92,7 +92,8 @@ class Pool final : public ConnListener {
     Conn* conn = nullptr;         // set while handed to a connection
     uint64_t conn_req_id = 0;
     Conn* failed_on = nullptr;    // last connection that gave it back unprocessed
-    std::multimap<int64_t, uint64_t>::iterator deadline_it;
+    size_t heap_pos = 0;          // index in deadlines_ while in use
+    bool in_use = false;
   };
   struct ConnInfo {
     Conn* conn = nullptr;
@@ -107,6 +108,16 @@ class Pool final : public ConnListener {
   void maybe_open_connection();
   void reschedule();
   ConnInfo* find(Conn* c);
+  Req* lookup(uint64_t id) const;
+  void release(Req* r);
+  // deadlines_: a binary min-heap on deadline_ms whose entries know their position, so a
+  // completed request leaves it in O(log n) without a node allocation per request.
+  bool heap_less(size_t a, size_t b) const { return deadlines_[a]->deadline_ms < deadlines_[b]->deadline_ms; }
+  void heap_swap(size_t a, size_t b);
+  void heap_up(size_t i);
+  void heap_down(size_t i);
+  void heap_push(Req* r);
+  void heap_erase(Req* r);
 
   PoolOptions opt_;
   const Clock& clock_;
@@ -115,9 +126,13 @@ class Pool final : public ConnListener {
   HeaderProvider headers_;
   net::Backoff backoff_;
   uint64_t next_id_ = 1;
-  std::unordered_map<uint64_t, std::unique_ptr<Req>> reqs_;
+  // Requests live in reused slots; an id is (sequence << 32 | slot index), so a completion's id
+  // is resolved by an index and a check instead of a map entry allocated per request.
+  std::vector<std::unique_ptr<Req>> slots_;
+  std::vector<uint32_t> free_slots_;
+  size_t live_ = 0;
   std::deque<uint64_t> queue_;   // ids waiting for a connection, oldest first
-  std::multimap<int64_t, uint64_t> deadlines_;  // deadline → id, for the earliest wake-up
+  std::vector<Req*> deadlines_;  // min-heap on deadline_ms, for the earliest wake-up
   std::vector<ConnInfo> conns_;
   int64_t next_connect_ms_ = 0;  // backoff: no new connection before this
   int64_t scheduled_at_ms_ = -1;

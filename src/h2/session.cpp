@@ -37,6 +37,7 @@ struct Session::Stream {
   H2Response resp;
   size_t body_off = 0;     // next request-body byte to send
   bool end_stream_recv = false;
+  bool in_use = false;     // holds an unfinished request (slots are reused)
 };
 
 // Recycles nghttp2's small allocations. nghttp2 allocates and frees several blocks per request
@@ -147,8 +148,10 @@ uint8_t* u8(const std::string& s) { return reinterpret_cast<uint8_t*>(const_cast
 nghttp2_nv make_nv(const char* name, const std::string& value) {
   return nghttp2_nv{u8(name), u8(value), std::strlen(name), value.size(), NGHTTP2_NV_FLAG_NONE};
 }
-nghttp2_nv make_nv(const std::string& name, const std::string& value) {
-  return nghttp2_nv{u8(name), u8(value), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
+nghttp2_nv make_nv(const H2Header& h) {
+  std::string_view value = h.value_view();
+  return nghttp2_nv{u8(h.name), reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), h.name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
 }
 }  // namespace
 
@@ -180,6 +183,10 @@ struct Session::Trampolines {
         return 0;
       }
       if (!n.empty() && n[0] == ':') return 0;
+      if (!me->opt_.keep_response_headers.empty() &&
+          std::find(me->opt_.keep_response_headers.begin(), me->opt_.keep_response_headers.end(), n) ==
+              me->opt_.keep_response_headers.end())
+        return 0;
       if (s->resp.headers.size() < me->opt_.max_response_headers) {
         // Upstream answers carry a handful of headers (apns-id, content-type, retry-after...):
         // one allocation for the list instead of regrowing it header by header.
@@ -288,10 +295,11 @@ struct Session::Trampolines {
     Session* me = self(user_data);
     Stream* s = me->by_stream_id(stream_id);
     if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    size_t n = std::min(length, s->req.body.size() - s->body_off);
-    if (n) std::memcpy(buf, s->req.body.data() + s->body_off, n);
+    std::string_view body = s->req.body_data();
+    size_t n = std::min(length, body.size() - s->body_off);
+    if (n) std::memcpy(buf, body.data() + s->body_off, n);
     s->body_off += n;
-    if (s->body_off == s->req.body.size()) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (s->body_off == body.size()) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
     return static_cast<ssize_t>(n);
   }
 };
@@ -326,9 +334,24 @@ Session::~Session() {
   nghttp2_session_del(ng_);
 }
 
+// An open stream's Stream is its nghttp2 stream user data (set by submit_request, cleared by
+// finish), so no map of our own is kept per stream.
 Session::Stream* Session::by_stream_id(int32_t stream_id) const {
-  auto it = by_stream_.find(stream_id);
-  return it == by_stream_.end() ? nullptr : it->second;
+  return static_cast<Stream*>(nghttp2_session_get_stream_user_data(ng_, stream_id));
+}
+
+Session::Stream* Session::by_request_id(uint64_t request_id) const {
+  size_t slot = static_cast<uint32_t>(request_id);
+  if (slot >= slots_.size()) return nullptr;
+  Stream* s = slots_[slot].get();
+  return s->in_use && s->id == request_id ? s : nullptr;
+}
+
+void Session::release(Stream* s) {
+  size_t slot = static_cast<uint32_t>(s->id);
+  *s = Stream{};  // drops what the request still holds (its body buffer, headers)
+  free_slots_.push_back(static_cast<uint32_t>(slot));
+  --live_;
 }
 
 uint32_t Session::max_concurrent() const {
@@ -347,27 +370,35 @@ size_t Session::free_slots() const {
 
 bool Session::finished() const {
   if (failed_) return true;
-  if ((goaway_received_ || shutdown_) && requests_.empty()) return true;
+  if ((goaway_received_ || shutdown_) && live_ == 0) return true;
   return nghttp2_session_want_read(ng_) == 0 && nghttp2_session_want_write(ng_) == 0;
 }
 
 uint64_t Session::submit(H2Request&& request, Completion done) {
   if (!accepting() || !done) return 0;
-  if (request.body.size() > opt_.max_request_body) return 0;
+  if (request.body_data().size() > opt_.max_request_body) return 0;
   if (queue_.size() >= opt_.max_queued) return 0;
-  auto s = std::make_unique<Stream>();
-  s->id = next_id_++;
-  s->req = std::move(request);
-  s->done = std::move(done);
-  Stream* raw = s.get();
-  requests_.emplace(raw->id, std::move(s));
+  uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(slots_.size());
+    slots_.push_back(std::make_unique<Stream>());
+  }
+  Stream* raw = slots_[slot].get();
+  raw->id = (next_id_++ << 32) | slot;
+  raw->in_use = true;
+  raw->req = std::move(request);
+  raw->done = std::move(done);
+  ++live_;
   queue_.push_back(raw);
   start_queued();
   // start_stream() may have failed it synchronously (nghttp2 refused the headers): that is a
   // refusal, reported by the return value rather than a callback inside submit(), and the
   // request goes back to the caller untouched.
   uint64_t id = raw->id;
-  if (requests_.find(id) == requests_.end()) {
+  if (by_request_id(id) == nullptr) {
     for (auto it = done_.begin(); it != done_.end(); ++it) {
       if (it->second.request_id == id) {
         if (it->second.request) request = std::move(*it->second.request);
@@ -405,31 +436,29 @@ bool Session::start_stream(Stream* s) {
   nv[2] = make_nv(":path", s->req.path);
   nv[3] = make_nv(":authority", s->req.authority);
   for (size_t i = 0; i < s->req.headers.size(); ++i)
-    nv[4 + i] = make_nv(s->req.headers[i].name, s->req.headers[i].value);
+    nv[4 + i] = make_nv(s->req.headers[i]);
 
   nghttp2_data_provider provider{};
   provider.read_callback = &Trampolines::read_body;
   int32_t sid = nghttp2_submit_request(ng_, nullptr, nv, n,
-                                       s->req.body.empty() && s->req.method == "GET" ? nullptr : &provider,
-                                       nullptr);
+                                       s->req.body_data().empty() && s->req.method == "GET" ? nullptr : &provider,
+                                       s);
   if (sid < 0) {
     LOG_WARN("h2: submit_request failed: %s", nghttp2_strerror(sid));
     finish(s, FailureKind::goaway_unprocessed, 0);
     return false;
   }
   s->stream_id = sid;
-  by_stream_[sid] = s;
   ++active_;
   return true;
 }
 
 void Session::finish(Stream* s, FailureKind kind, uint32_t error_code) {
-  auto it = requests_.find(s->id);
-  if (it == requests_.end()) return;
-  std::unique_ptr<Stream> owned = std::move(it->second);
-  requests_.erase(it);
+  if (!s->in_use) return;
   if (s->stream_id >= 0) {
-    by_stream_.erase(s->stream_id);
+    // Later frames of this stream (e.g. after a cancel) find no Stream; fails harmlessly when
+    // nghttp2 has already dropped the stream.
+    nghttp2_session_set_stream_user_data(ng_, s->stream_id, nullptr);
     --active_;
   } else {
     auto q = std::find(queue_.begin(), queue_.end(), s);
@@ -445,6 +474,7 @@ void Session::finish(Stream* s, FailureKind kind, uint32_t error_code) {
     resp.request.emplace(std::move(s->req));
   }
   done_.emplace_back(std::move(s->done), std::move(resp));
+  release(s);
 }
 
 void Session::deliver() {
@@ -471,9 +501,8 @@ void Session::deliver() {
 }
 
 bool Session::cancel(uint64_t request_id) {
-  auto it = requests_.find(request_id);
-  if (it == requests_.end()) return false;
-  Stream* s = it->second.get();
+  Stream* s = by_request_id(request_id);
+  if (!s) return false;
   if (s->stream_id >= 0 && !failed_)
     nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, s->stream_id, NGHTTP2_CANCEL);
   finish(s, FailureKind::timeout, NGHTTP2_CANCEL);
@@ -557,8 +586,9 @@ void Session::fail_all(FailureKind kind) {
   failed_ = true;
   // Open streams first (in id order, so the replay order is stable), then the queue.
   std::vector<Stream*> open;
-  open.reserve(by_stream_.size());
-  for (auto& [sid, s] : by_stream_) open.push_back(s);
+  open.reserve(active_);
+  for (auto& s : slots_)
+    if (s->in_use && s->stream_id >= 0) open.push_back(s.get());
   std::sort(open.begin(), open.end(), [](Stream* a, Stream* b) { return a->stream_id < b->stream_id; });
   for (Stream* s : open) finish(s, kind, 0);
   while (!queue_.empty()) finish(queue_.front(), kind, 0);

@@ -37,6 +37,11 @@ const char* failure_name(FailureKind kind);
 struct H2Header {
   std::string name;  // lower-case (HTTP/2 requires it)
   std::string value;
+  // When set, sent instead of `value`: a long value repeated on many requests (the APNs JWT) is
+  // shared instead of copied into each request.
+  std::shared_ptr<const std::string> shared_value = {};
+
+  std::string_view value_view() const { return shared_value ? std::string_view(*shared_value) : std::string_view(value); }
 };
 
 struct H2Request {
@@ -45,6 +50,11 @@ struct H2Request {
   std::string authority;           // host[:port]
   std::vector<H2Header> headers;   // sent in this order after the pseudo-headers (HPACK-friendly)
   std::string body;
+  // When set, sent instead of `body`: one immutable buffer shared by every attempt (and every
+  // device of a notify) instead of a copy per request.
+  std::shared_ptr<const std::string> shared_body = {};
+
+  std::string_view body_data() const { return shared_body ? std::string_view(*shared_body) : std::string_view(body); }
 };
 
 struct H2Response {
@@ -72,6 +82,9 @@ struct SessionOptions {
   size_t max_request_body = 64 * 1024;
   size_t max_response_body = 64 * 1024;
   size_t max_response_headers = 64;          // further headers are dropped
+  // When non-empty, only response headers with these (lower-case) names are kept: a pusher that
+  // reads only retry-after then stores nothing per response (no list, no copied values).
+  std::vector<std::string> keep_response_headers;
   size_t max_queued = 1024;                  // requests waiting for a stream slot
   uint32_t max_concurrent_cap = 1000;        // our own cap on open streams
   // Streams opened before the server's first SETTINGS frame arrived (APNs then grants 1).
@@ -130,7 +143,7 @@ class Session {
   bool finished() const;
   size_t active() const { return active_; }    // open streams
   size_t queued() const { return queue_.size(); }
-  size_t pending() const { return requests_.size(); }  // active + queued
+  size_t pending() const { return live_; }  // active + queued
   // Streams allowed right now (server setting capped by ours).
   uint32_t max_concurrent() const;
   // How many more requests submit() would start immediately.
@@ -147,13 +160,19 @@ class Session {
   void deliver();
   void fail_all(FailureKind kind);
   Stream* by_stream_id(int32_t stream_id) const;
+  Stream* by_request_id(uint64_t request_id) const;
+  void release(Stream* s);
 
   SessionOptions opt_;
   std::unique_ptr<BlockCache> cache_;  // nghttp2's allocator; outlives ng_ (see ~Session)
   nghttp2_session* ng_ = nullptr;
   uint64_t next_id_ = 1;
-  std::unordered_map<uint64_t, std::unique_ptr<Stream>> requests_;  // every unfinished request
-  std::unordered_map<int32_t, Stream*> by_stream_;                  // open streams
+  // Every unfinished request sits in a slot; a request id is (sequence << 32 | slot index), so
+  // looking one up is an index plus a check, and the Stream objects (and their slots) are reused
+  // instead of allocated per request. Open streams are found through nghttp2's stream user data.
+  std::vector<std::unique_ptr<Stream>> slots_;
+  std::vector<uint32_t> free_slots_;   // indices of slots_ whose Stream is not in use
+  size_t live_ = 0;                    // requests in slots
   std::deque<Stream*> queue_;                                       // waiting for a slot
   std::vector<std::pair<Completion, H2Response>> done_;             // recorded, not yet delivered
   size_t active_ = 0;

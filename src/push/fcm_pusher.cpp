@@ -109,11 +109,12 @@ struct FcmPusher::Io {
 
 std::string FcmPusher::build_body(const PushMessage& msg) {
   std::string b;
-  b.reserve(msg.payload.size() + msg.token.size() + 96);
+  std::string_view payload = msg.payload_data();
+  b.reserve(payload.size() + msg.token.size() + 96);
   b.append(R"({"message":{"token":)");
   append_json_string(b, msg.token);
   b.append(R"(,"data":)");
-  b.append(msg.payload.empty() ? std::string_view("{}") : std::string_view(msg.payload));
+  b.append(payload.empty() ? std::string_view("{}") : payload);
   // api.md push/notify step 4: FCM's enum spelling (HIGH / NORMAL); ttl as "<seconds>s".
   b.append(R"(,"android":{"priority":")");
   b.append(msg.fcm_high_priority ? "HIGH" : "NORMAL");
@@ -164,7 +165,7 @@ bool FcmPusher::send(PushMessage msg, int64_t deadline_mono_ms, SendDone done) {
   pushes_.emplace(p->id, std::move(owned));
   // FCM refuses data payloads above 4096 bytes (upstreams.md); we measure the JSON object, a
   // slight over-estimate of Google's key+value count, and fail the send without sending it.
-  std::string_view payload = msg.payload;
+  std::string_view payload = msg.payload_data();
   size_t first = payload.find_first_not_of(" \t\r\n");
   if (payload.size() > opt_.max_data_bytes) {
     Outcome o = simple(OutcomeKind::request_bug, "payload too large");
@@ -177,7 +178,7 @@ bool FcmPusher::send(PushMessage msg, int64_t deadline_mono_ms, SendDone done) {
     return true;
   }
   msg.token = p->token;
-  p->body = build_body(msg);
+  p->body = std::make_shared<const std::string>(build_body(msg));
   attempt(p);
   return true;
 }
@@ -189,6 +190,12 @@ void FcmPusher::attempt(Push* p) {
   }
   if (!tokens_) {
     report(p, simple(OutcomeKind::credential_problem, "no OAuth token source"));
+    return;
+  }
+  if (tokens_->authorization() != nullptr) {
+    // The common case, decided before building the waiter (whose captures do not fit
+    // std::function's inline storage): no allocation per push.
+    submit(p);
     return;
   }
   std::shared_ptr<bool> alive = alive_;
@@ -219,7 +226,7 @@ void FcmPusher::on_token(uint64_t id, TokenState s) {
 }
 
 void FcmPusher::submit(Push* p) {
-  const std::string* auth = tokens_->authorization();
+  std::shared_ptr<const std::string> auth = tokens_->shared_authorization();
   if (auth == nullptr) {  // when_ready said ready; defensive
     handle(p, simple(OutcomeKind::retry_later, "OAuth token unavailable"));
     return;
@@ -232,16 +239,21 @@ void FcmPusher::submit(Push* p) {
   // Stable header order so HPACK keeps indexing them (RFC 7541); the bearer token changes only
   // on refresh.
   req.headers.reserve(2);
-  req.headers.push_back({"authorization", *auth});
-  req.headers.push_back({"content-type", "application/json; charset=UTF-8"});
-  req.body = p->body;
+  // Both values are shared buffers, not copies per request.
+  static const std::shared_ptr<const std::string> kContentType =
+      std::make_shared<const std::string>("application/json; charset=UTF-8");
+  req.headers.push_back({"authorization", std::string(), std::move(auth)});
+  req.headers.push_back({"content-type", std::string(), kContentType});
+  req.shared_body = p->body;  // shared with retries: no copy per attempt
   p->token_generation = tokens_->generation();
   p->state = State::in_flight;
   int64_t timeout = std::min(opt_.request_timeout_ms, std::max<int64_t>(p->deadline_ms - now, 1));
-  std::shared_ptr<bool> alive = alive_;
-  uint64_t id = p->id, gen = p->token_generation;
-  uint64_t rid = submit_(std::move(req), timeout, [this, alive, id, gen](const h2::H2Response& r) {
-    if (*alive) on_response(id, gen, r);
+  // [this, id] fits std::function's inline storage (no allocation per push). No liveness token:
+  // the pool belongs to io_, which this pusher owns, and a pool never runs a completion once it
+  // is being destroyed (pool.h).
+  uint64_t id = p->id;
+  uint64_t rid = submit_(std::move(req), timeout, [this, id](const h2::H2Response& r) {
+    on_response(id, 0, r);
   });
   if (rid == 0) {
     handle(p, simple(OutcomeKind::retry_later, "upstream queue full"));
@@ -548,6 +560,7 @@ std::unique_ptr<FcmPusher> FcmPusher::create(uv_loop_t* loop, const FcmConfig& c
   co.host = ep.host;
   co.port = ep.port;
   co.authority = ep.authority;
+  co.session.keep_response_headers = {"retry-after"};  // the only one on_response reads
   h2::PoolOptions po;
   po.max_connections = options.max_connections;
   po.max_queued = options.max_pending;

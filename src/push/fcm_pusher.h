@@ -98,7 +98,7 @@ class FcmPusher final : public Pusher {
   struct Push {
     uint64_t id = 0;
     std::string token;  // for logs (redacted) only
-    std::string body;   // the complete request body, built once
+    std::shared_ptr<const std::string> body;   // the complete request body, built once
     int64_t deadline_ms = 0;
     SendDone done;
     State state = State::waiting_token;

@@ -65,6 +65,7 @@ bool ApnsTokenProvider::mint() {
   std::string jwt = sign_jwt(JwtAlg::es256, header, claims, *key_);
   if (jwt.empty()) return false;
   authorization_ = "bearer " + jwt;
+  shared_authorization_ = std::make_shared<const std::string>(authorization_);
   minted_mono_ms_ = clock_.mono_ms();
   ++mint_count_;
   LOG_INFO("apns: minted a provider token for team %s key %s", team_id_.c_str(), key_id_.c_str());
@@ -74,6 +75,11 @@ bool ApnsTokenProvider::mint() {
 const std::string& ApnsTokenProvider::authorization() {
   if (minted_mono_ms_ < 0 || clock_.mono_ms() - minted_mono_ms_ >= refresh_ms_) mint();
   return authorization_;
+}
+
+std::shared_ptr<const std::string> ApnsTokenProvider::shared_authorization() {
+  authorization();  // mints or refreshes when due
+  return shared_authorization_;
 }
 
 bool ApnsTokenProvider::expired_by_upstream() {

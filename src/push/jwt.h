@@ -34,6 +34,9 @@ class ApnsTokenProvider {
 
   // "bearer <jwt>": the cached token, minted first if absent or older than refresh_ms.
   const std::string& authorization();
+  // The same value as one shared immutable buffer (replaced, never modified, on re-mint), so each
+  // request's header references it instead of copying it. nullptr until a token was minted.
+  std::shared_ptr<const std::string> shared_authorization();
   // Called on 403 ExpiredProviderToken: mints a new token unless one was minted in the last
   // 20 minutes (APNs answers TooManyProviderTokenUpdates to faster refreshes). True if re-minted.
   bool expired_by_upstream();
@@ -51,6 +54,7 @@ class ApnsTokenProvider {
   const Clock& clock_;
   int64_t refresh_ms_;
   std::string authorization_;
+  std::shared_ptr<const std::string> shared_authorization_;
   int64_t minted_mono_ms_ = -1;
   int mint_count_ = 0;
 };

@@ -251,6 +251,10 @@ const std::string* OAuthTokenCache::authorization() const {
   return usable() ? &authorization_ : nullptr;
 }
 
+std::shared_ptr<const std::string> OAuthTokenCache::shared_authorization() const {
+  return usable() ? shared_authorization_ : nullptr;
+}
+
 TokenState OAuthTokenCache::when_ready(Waiter w) {
   if (usable()) return TokenState::ready;
   if (closed_) return TokenState::unavailable;
@@ -265,6 +269,7 @@ void OAuthTokenCache::invalidate(uint64_t generation) {
   if (closed_ || generation != generation_ || authorization_.empty()) return;
   LOG_WARN("fcm: access token rejected with 401; refreshing it");
   authorization_.clear();
+  shared_authorization_.reset();
   expires_at_ms_ = -1;
   refresh_at_ms_ = -1;
   if (!refreshing_ && retry_at_ms_ < 0) start_refresh();
@@ -306,6 +311,7 @@ void OAuthTokenCache::on_fetched(int status, std::string_view body) {
     int64_t refresh_after = std::max<int64_t>(life_ms - opt_.refresh_margin_ms,
                                               static_cast<int64_t>(life_ms * opt_.refresh_fraction));
     authorization_ = "Bearer " + token;
+    shared_authorization_ = std::make_shared<const std::string>(authorization_);
     ++generation_;
     expires_at_ms_ = now + life_ms - safety;
     refresh_at_ms_ = now + std::min(refresh_after, life_ms - safety);

@@ -92,6 +92,9 @@ class OAuthTokenCache {
 
   // "Bearer <token>" while a usable token is cached, else nullptr.
   const std::string* authorization() const;
+  // The same value as one shared immutable buffer (replaced on refresh, never modified), so each
+  // request's header references it instead of copying it; nullptr when authorization() is.
+  std::shared_ptr<const std::string> shared_authorization() const;
   // Bumped whenever the token changes; a send remembers it so a 401 invalidates only its token.
   uint64_t generation() const { return generation_; }
 
@@ -131,6 +134,7 @@ class OAuthTokenCache {
   OAuthOptions opt_;
   net::Backoff backoff_;
   std::string authorization_;
+  std::shared_ptr<const std::string> shared_authorization_;  // same value as authorization_
   uint64_t generation_ = 0;
   int64_t expires_at_ms_ = -1;
   int64_t refresh_at_ms_ = -1;

@@ -26,6 +26,9 @@ struct PushMessage {
   std::string app_id;   // APNs: the device's ios_app_id = apns-topic. FCM: empty.
   std::string payload;  // APNs: the complete JSON body. FCM: the JSON object for message.data
                         // (string values only).
+  // When set, used instead of `payload`: one immutable buffer shared by all of a notify's devices
+  // of that platform (and by every attempt), so no copy is made per device or per attempt.
+  std::shared_ptr<const std::string> shared_payload = {};
   // APNs headers (api.md push/notify step 4).
   std::string push_type = "alert";  // apns-push-type; empty = header omitted
   int priority = 10;                // apns-priority; 0 = omitted
@@ -34,6 +37,10 @@ struct PushMessage {
   // FCM (android.priority, android.ttl).
   bool fcm_high_priority = true;
   int64_t fcm_ttl_s = -1;  // -1 = omitted
+
+  std::string_view payload_data() const {
+    return shared_payload ? std::string_view(*shared_payload) : std::string_view(payload);
+  }
 };
 
 // Called exactly once per accepted push, never from inside send(), on the loop thread.

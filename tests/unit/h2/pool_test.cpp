@@ -296,6 +296,40 @@ TEST_CASE("pool: per-request deadlines time out queued and in-flight requests") 
   CHECK(out[1].failure == FailureKind::timeout);
 }
 
+TEST_CASE("pool: deadlines out of submission order fire earliest first; reused slots keep their own") {
+  PoolOptions o;
+  Harness h(o);
+  std::vector<H2Response> out;
+  uint64_t late = h.submit(out, 5000, "/late");
+  uint64_t early = h.submit(out, 1000, "/early");
+  uint64_t mid = h.submit(out, 3000, "/mid");
+  REQUIRE_FALSE(h.wakeups.empty());
+  CHECK(h.wakeups.back() == 1000);  // the heap's top is the earliest, not the first submitted
+  h.clock.advance_ms(1000);
+  h.pool->on_timer();
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].request_id == early);
+  CHECK(h.wakeups.back() == 2000);  // next: /mid at 3000
+  // A new request reuses the freed slot under a new id; the old id stays dead.
+  uint64_t again = h.submit(out, 500, "/again");
+  CHECK(again != early);
+  CHECK((again & 0xffffffffu) == (early & 0xffffffffu));
+  h.clock.advance_ms(500);
+  h.pool->on_timer();
+  REQUIRE(out.size() == 2);
+  CHECK(out[1].request_id == again);
+  h.clock.advance_ms(1500);
+  h.pool->on_timer();
+  REQUIRE(out.size() == 3);
+  CHECK(out[2].request_id == mid);
+  h.clock.advance_ms(2000);
+  h.pool->on_timer();
+  REQUIRE(out.size() == 4);
+  CHECK(out[3].request_id == late);
+  CHECK(h.pool->stats().queued == 0);
+  CHECK(h.pool->stats().in_flight == 0);
+}
+
 TEST_CASE("pool: repeated connect failures back off exponentially with jitter") {
   Harness h;
   std::vector<H2Response> out;

@@ -442,6 +442,59 @@ TEST_CASE("session: cancel fails a request with timeout; queued and open alike")
   CHECK(client.pending() == 0);
 }
 
+TEST_CASE("session: a shared body is sent as is; a finished request's id stays unknown after its slot is reused") {
+  Session client;
+  MemServer server;
+  auto shared = std::make_shared<const std::string>(R"({"aps":{"alert":"shared"}})");
+  std::vector<H2Response> results;
+  H2Request r = make_req("/3/device/one", "ignored");
+  r.shared_body = shared;
+  uint64_t a = client.submit(std::move(r), [&](const H2Response& resp) { results.push_back(resp); });
+  REQUIRE(a > 0);
+  pump(client, server);
+  auto ready = server.ready();
+  REQUIRE(ready.size() == 1);
+  CHECK(server.streams.at(ready[0]).body == *shared);
+  server.answered[ready[0]] = true;
+  server.respond(ready[0], 200, "", {});
+  pump(client, server);
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].request_id == a);
+  CHECK(shared.use_count() == 1);  // the finished request let go of the buffer
+  // The next request takes the same slot under a new id: the old id cannot cancel it.
+  uint64_t b = client.submit(make_req("/3/device/two"), [&](const H2Response& resp) { results.push_back(resp); });
+  REQUIRE(b > 0);
+  CHECK(b != a);
+  CHECK_FALSE(client.cancel(a));
+  CHECK(client.pending() == 1);
+  CHECK(client.cancel(b));
+  REQUIRE(results.size() == 2);
+  CHECK(results[1].failure == FailureKind::timeout);
+}
+
+TEST_CASE("session: keep_response_headers stores only the listed response headers") {
+  SessionOptions o;
+  o.keep_response_headers = {"retry-after"};
+  Session client(o);
+  MemServer server;
+  std::vector<H2Response> results;
+  REQUIRE(client.submit(make_req("/a"), [&](const H2Response& r) { results.push_back(r); }) > 0);
+  pump(client, server);
+  auto ready = server.ready();
+  REQUIRE(ready.size() == 1);
+  server.answered[ready[0]] = true;
+  server.respond(ready[0], 503, R"({"reason":"ServiceUnavailable"})",
+                 {{"apns-id", "0a1b2c3d-0000-0000-0000-000000000001"}, {"retry-after", "5"}});
+  pump(client, server);
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].status == 503);
+  CHECK(results[0].headers.size() == 1);
+  REQUIRE(results[0].header("retry-after") != nullptr);
+  CHECK(*results[0].header("retry-after") == "5");
+  CHECK(results[0].header("apns-id") == nullptr);
+  CHECK(results[0].body == R"({"reason":"ServiceUnavailable"})");
+}
+
 TEST_CASE("session: queue bound and body bound refuse without calling back") {
   SessionOptions opt;
   opt.max_queued = 2;

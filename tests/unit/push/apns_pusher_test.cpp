@@ -208,7 +208,7 @@ PushMessage msg(std::string token = "0a1b2c3d4e5f60718293a4b5c6d7e8f9") {
 
 const std::string* find_header(const H2Request& r, const std::string& name) {
   for (const auto& h : r.headers)
-    if (h.name == name) return &h.value;
+    if (h.name == name) return h.shared_value ? h.shared_value.get() : &h.value;
   return nullptr;
 }
 
@@ -243,13 +243,15 @@ TEST_CASE("apns: request is POST /3/device/<token> with authorization first and 
   const H2Request& req = c.open[0].req;
   CHECK(req.method == "POST");
   CHECK(req.path == "/3/device/" + m.token);
-  CHECK(req.body == m.payload);
+  CHECK(req.body_data() == m.payload);
   std::vector<std::string> names;
   for (const auto& hd : req.headers) names.push_back(hd.name);
   CHECK(names == std::vector<std::string>{"authorization", "apns-topic", "apns-push-type", "apns-priority",
                                           "apns-expiration", "apns-collapse-id", "apns-id"});
-  CHECK(req.headers[0].value == h.tokens->authorization());
-  CHECK(req.headers[0].value.rfind("bearer ", 0) == 0);
+  CHECK(req.headers[0].value_view() == h.tokens->authorization());
+  CHECK(req.headers[0].value_view().rfind("bearer ", 0) == 0);
+  // The JWT is shared by requests, not copied into each.
+  CHECK(req.headers[0].shared_value.get() == h.tokens->shared_authorization().get());
   CHECK(*find_header(req, "apns-topic") == "org.example.app");
   CHECK(*find_header(req, "apns-push-type") == "alert");
   CHECK(*find_header(req, "apns-priority") == "5");
@@ -400,6 +402,41 @@ TEST_CASE("apns: 500 then 200 is retried after the backoff and delivered") {
   CHECK(h.pusher->stats().retries == 1);
 }
 
+TEST_CASE("apns: a shared payload is sent for each device and each retry without a copy") {
+  Harness h;
+  Result r1, r2, big;
+  auto shared = std::make_shared<const std::string>(R"({"aps":{"alert":"shared"}})");
+  PushMessage a = msg("0a0a0a0a");
+  a.payload = "not sent";  // shared_payload wins
+  a.shared_payload = shared;
+  PushMessage b = msg("0b0b0b0b");
+  b.shared_payload = shared;
+  REQUIRE(h.send(r1, std::move(a)));
+  REQUIRE(h.send(r2, std::move(b)));
+  FakeConn& c = h.conn();
+  REQUIRE(c.open.size() == 2);
+  CHECK(c.open[0].req.shared_body.get() == shared.get());
+  CHECK(c.open[1].req.shared_body.get() == shared.get());
+  CHECK(c.open[0].req.body.empty());
+  c.respond(500, R"({"reason":"InternalServerError"})");
+  h.advance(200);
+  REQUIRE(c.all_requests.size() == 3);
+  CHECK(c.all_requests[2].shared_body.get() == shared.get());  // the retry: same buffer
+  c.respond(200);
+  c.respond(200);
+  REQUIRE(r1.called);
+  REQUIRE(r2.called);
+  c.all_requests.clear();          // the fake's copies
+  CHECK(shared.use_count() == 1);  // reported pushes release it
+  // The size limit applies to the shared payload too.
+  PushMessage m = msg();
+  m.shared_payload = std::make_shared<const std::string>(4097, 'x');
+  REQUIRE(h.send(big, m));
+  h.run();
+  REQUIRE(big.called);
+  CHECK(big.outcome.reason == "PayloadTooLarge");
+}
+
 TEST_CASE("apns: 503 until the deadline ends in retry_later no later than the deadline") {
   Harness h;
   Result r;
@@ -533,14 +570,14 @@ TEST_CASE("apns: ExpiredProviderToken re-mints once and retries once with the ne
   h.clock.advance_ms(25 * 60 * 1000);  // past the 20 min re-mint guard, before the 45 min refresh
   REQUIRE(h.send(r, msg()));
   REQUIRE(c.open.size() == 1);
-  std::string old_auth = c.open[0].req.headers[0].value;
+  std::string old_auth(c.open[0].req.headers[0].value_view());
   c.respond(403, R"({"reason":"ExpiredProviderToken"})");
   CHECK_FALSE(r.called);
   CHECK(h.tokens->mint_count() == 2);
   h.run();
   REQUIRE(c.open.size() == 1);  // retried at once
   CHECK(c.open[0].req.headers[0].name == "authorization");
-  CHECK(c.open[0].req.headers[0].value != old_auth);
+  CHECK(c.open[0].req.headers[0].value_view() != old_auth);
   // A second ExpiredProviderToken is not retried again.
   c.respond(403, R"({"reason":"ExpiredProviderToken"})");
   REQUIRE(r.called);

@@ -137,7 +137,7 @@ struct Harness {
   }
   const std::string* header(size_t i, const std::string& name) {
     for (const auto& h : sent[i].req.headers)
-      if (h.name == name) return &h.value;
+      if (h.name == name) return h.shared_value ? h.shared_value.get() : &h.value;
     return nullptr;
   }
   void tick() { pusher->on_timer(); }
@@ -160,10 +160,13 @@ TEST_CASE("fcm: a push waits for the OAuth token, then POSTs the v1 message with
   CHECK(req.authority == "fcm.googleapis.com");
   REQUIRE(h.header(0, "authorization") != nullptr);
   CHECK(*h.header(0, "authorization") == "Bearer ya29.one");
+  CHECK(req.headers[0].shared_value != nullptr);  // the cached token's buffer, not a copy
+  CHECK(req.headers[0].value.empty());
   REQUIRE(h.header(0, "content-type") != nullptr);
   CHECK(h.header(0, "content-type")->rfind("application/json", 0) == 0);
   rapidjson::Document d;
-  d.Parse(req.body.c_str());
+  std::string body(req.body_data());
+  d.Parse(body.c_str());
   REQUIRE(d.IsObject());
   const auto& m = d["message"];
   CHECK(std::string(m["token"].GetString()) == "tokA");
@@ -182,7 +185,8 @@ TEST_CASE("fcm: a push waits for the OAuth token, then POSTs the v1 message with
   REQUIRE(h.send("tokB", 60'000, R"({"event":"remove"})", false, 120));
   REQUIRE(h.sent.size() == 2);
   CHECK(h.fetches.empty());
-  d.Parse(h.sent[1].req.body.c_str());
+  std::string body1(h.sent[1].req.body_data());
+  d.Parse(body1.c_str());
   CHECK(std::string(d["message"]["android"]["priority"].GetString()) == "NORMAL");
   CHECK(std::string(d["message"]["android"]["ttl"].GetString()) == "120s");
 }

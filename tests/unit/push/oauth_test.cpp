@@ -370,8 +370,12 @@ TEST_CASE("oauth: a 401 invalidates only the token it was sent with, and refresh
   h.cache->when_ready([](TokenState) {});
   h.answer(200, Harness::token_json("tok1", 3600));
   uint64_t g1 = h.cache->generation();
+  std::shared_ptr<const std::string> shared1 = h.cache->shared_authorization();
+  REQUIRE(shared1 != nullptr);
+  CHECK(*shared1 == "Bearer tok1");
   h.cache->invalidate(g1);
   CHECK(h.cache->authorization() == nullptr);
+  CHECK(h.cache->shared_authorization() == nullptr);
   CHECK(h.fetches.size() == 2);
   h.cache->invalidate(g1);  // a second 401 for the same token: same refresh
   CHECK(h.fetches.size() == 2);
@@ -382,6 +386,9 @@ TEST_CASE("oauth: a 401 invalidates only the token it was sent with, and refresh
   h.cache->invalidate(g1);  // stale generation: the new token stays
   REQUIRE(h.cache->authorization() != nullptr);
   CHECK(*h.cache->authorization() == "Bearer tok2");
+  REQUIRE(h.cache->shared_authorization() != nullptr);
+  CHECK(*h.cache->shared_authorization() == "Bearer tok2");
+  CHECK(*shared1 == "Bearer tok1");  // a request still holding the old buffer sees it unchanged
   CHECK(h.fetches.size() == 2);
 }
 
