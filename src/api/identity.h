@@ -27,6 +27,8 @@ struct RawIdentity {
 
 // "user_id is too large", "Invalid user_uuid", "Invalid realm_uuid" (in that order).
 Identity check_identity_values(const RawIdentity& raw);
+// The same, taking the strings over (lower-cased in place: no copies).
+Identity check_identity_values(RawIdentity&& raw);
 
 // "Missing user_id or user_uuid" when neither is given.
 void require_identity(const Identity& id);
@@ -34,5 +36,7 @@ void require_identity(const Identity& id);
 // A realm of another server → 403 REMOTE_REALM_SERVER_MISMATCH_ERROR; a realm of this server →
 // its row; unknown or no realm_uuid → nullopt. `ex->server` must be set (authenticated route).
 std::optional<store::RealmRow> check_realm(Services& svc, const ExchangePtr& ex, const Identity& id);
+// The same check reading only the realm's id (no row copy): its id, or nullopt.
+std::optional<int64_t> check_realm_id(Services& svc, const ExchangePtr& ex, const Identity& id);
 
 }  // namespace aloha::api

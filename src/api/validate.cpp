@@ -123,9 +123,13 @@ bool is_uuid(std::string_view s) { return uuid_layout(s, is_hex); }
 
 std::string ascii_lower(std::string_view s) {
   std::string r(s);
-  for (char& c : r)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  ascii_lower_in_place(r);
   return r;
+}
+
+void ascii_lower_in_place(std::string& s) {
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
 }
 
 bool hostname_has_invalid_components(std::string_view s) {

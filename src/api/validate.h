@@ -15,6 +15,8 @@ bool is_uuid(std::string_view s);
 
 // ASCII letters lower-cased, every other byte unchanged.
 std::string ascii_lower(std::string_view s);
+// The same, in place (no allocation).
+void ascii_lower_in_place(std::string& s);
 
 // server/register: the hostname contains '/', '?' or '#' (a path, query or fragment).
 bool hostname_has_invalid_components(std::string_view s);

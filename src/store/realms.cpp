@@ -41,6 +41,7 @@ std::optional<std::string_view> opt_view(const std::optional<std::string>& s) {
 Realms::Realms(Database& db)
     : db_(db),
       by_uuid_(db.handle(), std::string("SELECT ") + kCols + " FROM realms WHERE uuid = ?1"),
+      owner_by_uuid_(db.handle(), "SELECT id, server_id FROM realms WHERE uuid = ?1"),
       // The DO UPDATE's WHERE leaves another server's realm untouched: changes() = 0 tells us.
       upsert_(db.handle(),
               "INSERT INTO realms (server_id, uuid, remote_id, host, url, name, org_type, date_created_ms, "
@@ -65,6 +66,27 @@ std::optional<RealmRow> Realms::find_by_uuid(std::string_view uuid) {
   by_uuid_.bind(1, std::string_view(lower));
   if (by_uuid_.step()) return realm_of(by_uuid_);
   return std::nullopt;
+}
+
+std::optional<RealmOwner> Realms::owner_of(std::string_view uuid) {
+  // Lower-cased into a stack buffer: realm UUIDs are 36 characters (longer text takes the heap).
+  char buf[64];
+  std::string heap;
+  std::string_view lower;
+  if (uuid.size() <= sizeof buf) {
+    for (size_t i = 0; i < uuid.size(); ++i) {
+      char c = uuid[i];
+      buf[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+    lower = std::string_view(buf, uuid.size());
+  } else {
+    heap = ascii_lower(uuid);
+    lower = heap;
+  }
+  auto u = owner_by_uuid_.use();
+  owner_by_uuid_.bind(1, lower);
+  if (!owner_by_uuid_.step()) return std::nullopt;
+  return RealmOwner{owner_by_uuid_.col_int(0), owner_by_uuid_.col_int(1)};
 }
 
 std::optional<int64_t> Realms::upsert(const RealmRow& r, int64_t now_ms) {
@@ -137,7 +159,12 @@ Counters::Counters(Database& db, size_t max_pending)
 
 void Counters::add(int64_t server, std::optional<int64_t> realm, std::string_view property, int64_t day_end_s,
                    int64_t delta) {
-  pending_[Key{server, realm, std::string(property), day_end_s}] += delta;
+  auto it = pending_.find(KeyView{server, realm, property, day_end_s});
+  if (it != pending_.end()) {
+    it->second += delta;
+    return;  // no new key: the bound cannot have been reached
+  }
+  pending_.emplace(Key{server, realm, std::string(property), day_end_s}, delta);
   if (pending_.size() >= max_pending_) write_pending();
 }
 
@@ -189,7 +216,7 @@ std::optional<int64_t> Counters::get(int64_t server, std::optional<int64_t> real
                                      int64_t day_end_s) {
   Key k{server, realm, std::string(property), day_end_s};
   std::optional<int64_t> v = stored(k);
-  auto it = pending_.find(k);
+  auto it = pending_.find(view_of(k));
   if (it != pending_.end()) v = v.value_or(0) + it->second;
   return v;
 }

@@ -34,6 +34,12 @@ struct RealmRow {
   int64_t created_ms = 0, last_updated_ms = 0;
 };
 
+// Who owns a realm: all that push/notify's realm check needs.
+struct RealmOwner {
+  int64_t id = 0;
+  int64_t server_id = 0;
+};
+
 class Realms {
  public:
   explicit Realms(Database& db);
@@ -41,6 +47,8 @@ class Realms {
   Realms& operator=(const Realms&) = delete;
 
   std::optional<RealmRow> find_by_uuid(std::string_view uuid);  // uuid compared lowercase
+  // find_by_uuid's id and server_id only: no row copy, and no allocation for a UUID-sized key.
+  std::optional<RealmOwner> owner_of(std::string_view uuid);
   // Creates the realm or updates every field of it (id, created_ms ignored; locally_deleted is
   // cleared). Returns the realm's id, or nullopt when the uuid belongs to another server (api.md:
   // "Duplicate registration detected."), in which case nothing is written.
@@ -51,7 +59,7 @@ class Realms {
 
  private:
   Database& db_;
-  Stmt by_uuid_, upsert_, for_server_, set_deleted_;
+  Stmt by_uuid_, owner_by_uuid_, upsert_, for_server_, set_deleted_;
 };
 
 class Counters {
@@ -82,8 +90,23 @@ class Counters {
     std::optional<int64_t> realm;
     std::string property;
     int64_t day_end_s;
-    bool operator<(const Key& o) const {
-      return std::tie(server, realm, property, day_end_s) < std::tie(o.server, o.realm, o.property, o.day_end_s);
+  };
+  // A Key as looked up: the property is not copied, so add() on a key already pending costs no
+  // allocation (it runs twice or more per notify).
+  struct KeyView {
+    int64_t server;
+    std::optional<int64_t> realm;
+    std::string_view property;
+    int64_t day_end_s;
+  };
+  static KeyView view_of(const Key& k) { return KeyView{k.server, k.realm, k.property, k.day_end_s}; }
+  static KeyView view_of(const KeyView& k) { return k; }
+  struct KeyLess {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      KeyView x = view_of(a), y = view_of(b);
+      return std::tie(x.server, x.realm, x.property, x.day_end_s) < std::tie(y.server, y.realm, y.property, y.day_end_s);
     }
   };
   std::optional<int64_t> stored(const Key& k);
@@ -91,7 +114,7 @@ class Counters {
 
   Database& db_;
   size_t max_pending_;
-  std::map<Key, int64_t> pending_;
+  std::map<Key, int64_t, KeyLess> pending_;
   Stmt add_realm_, add_server_, get_realm_, get_server_;
 };
 

@@ -289,6 +289,41 @@ TEST_CASE("push/notify via the mock: counters per server and per realm; realm ob
   CHECK(count("realm_id IS NOT NULL", "mobile_pushes_forwarded::day") == 2);
 }
 
+TEST_CASE("push/notify: realm_uuid of this server (any case), of another server (403), unknown (ignored)") {
+  TempDir dir;
+  BouncerProcess b("", &dir);
+  auto s = register_server(b, "realmcheck.aloha-test.org");
+  auto other = register_server(b, "realmother.aloha-test.org");
+  CHECK(b.stop().ok());
+  const std::string mine = "2e2e2e2e-3333-4444-8555-666677778888";
+  const std::string theirs = "3f3f3f3f-4444-4555-8666-777788889999";
+  auto insert_realm = [&](const std::string& uuid, const std::string& server_uuid) {
+    exec_sql(b.db_path(), "INSERT INTO realms (server_id, uuid, created_ms, last_updated_ms) SELECT id, '" + uuid +
+                              "', 0, 0 FROM servers WHERE uuid = '" + server_uuid + "'");
+  };
+  insert_realm(mine, s.uuid);
+  insert_realm(theirs, other.uuid);
+  b.restart();
+  reg_device(b, s, 2, "fcm-realmcheck", {{"user_id", "5"}});
+  auto notify = [&](const std::string& realm_uuid) {
+    return post_json(b, "push/notify", R"({"user_id":5,"realm_uuid":")" + realm_uuid + R"("})", s);
+  };
+  std::string upper = mine;
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  HttpResult r = notify(upper);
+  CHECK(r.status == 200);
+  CHECK(r.body.find(R"("realm":{"can_push":true,"expected_end_timestamp":null})") != std::string::npos);
+  CHECK_ERR(notify(theirs), 403, "REMOTE_REALM_SERVER_MISMATCH_ERROR",
+            "Your organization is registered to a different Aloha server. Please contact Aloha support for "
+            "assistance in resolving this issue.");
+  r = notify("4a4a4a4a-5555-4666-8777-88889999aaaa");
+  CHECK(r.status == 200);
+  CHECK(r.body.find(R"("realm":null)") != std::string::npos);
+  CHECK(b.stop().ok());
+  CHECK(sql_int(b.db_path(), "SELECT coalesce(sum(value), 0) FROM push_counters WHERE realm_id IS NOT NULL AND "
+                             "property = 'mobile_pushes_received::day'") == 1);
+}
+
 TEST_CASE("push/notify via the mock: a device unregistered while the sends are out is reported deleted") {
   MockUpstream slow({"--delay-ms", "1500"});
   TempDir dir;

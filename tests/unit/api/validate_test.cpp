@@ -58,6 +58,9 @@ TEST_SUITE("validate") {
       CHECK(v::is_uuid(r.text) == r.ok);
     }
     CHECK(v::ascii_lower("6CDE5F7A-Ab\xC3\x89") == "6cde5f7a-ab\xC3\x89");
+    std::string in_place = "6CDE5F7A-Ab\xC3\x89";
+    v::ascii_lower_in_place(in_place);
+    CHECK(in_place == "6cde5f7a-ab\xC3\x89");
   }
 
   TEST_CASE("hostname: path, query and fragment characters are invalid components") {

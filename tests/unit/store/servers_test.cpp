@@ -357,6 +357,24 @@ TEST_CASE("realms: upsert creates and updates; a realm of another server is refu
   CHECK(s.realms().for_server(b, 10).empty());
 }
 
+TEST_CASE("realms: owner_of gives find_by_uuid's id and server, any case; unknown: nullopt") {
+  TempDir dir;
+  Store s(dir.file("bouncer.db"));
+  int64_t a = s.servers().insert(kU1, "k", "a.example.org", "a@example.org", 1);
+  RealmRow r;
+  r.server_id = a;
+  r.uuid = "aaaaaaaa-0000-4000-8000-00000000000b";
+  int64_t realm = *s.realms().upsert(r, 1);
+  s.db().flush();
+  auto o = s.realms().owner_of("AAAAAAAA-0000-4000-8000-00000000000B");
+  REQUIRE(o);
+  CHECK(o->id == realm);
+  CHECK(o->server_id == a);
+  CHECK(o->id == s.realms().find_by_uuid(r.uuid)->id);
+  CHECK_FALSE(s.realms().owner_of("aaaaaaaa-0000-4000-8000-00000000000c"));
+  CHECK_FALSE(s.realms().owner_of(std::string(100, 'A')));  // longer than the stack buffer
+}
+
 TEST_CASE("counters: add accumulates per server, realm (or none), property and day") {
   TempDir dir;
   Store s(dir.file("bouncer.db"));
@@ -393,6 +411,36 @@ TEST_CASE("counters: add accumulates per server, realm (or none), property and d
   s.db().flush();
   CHECK(peek.scalar("SELECT value FROM push_counters WHERE realm_id = " + std::to_string(realm)) == 16);
   CHECK(peek.scalar("SELECT count(*) FROM push_counters") == 4);
+}
+
+TEST_CASE("counters: a new key keeps its own copy of the property; adds to a pending key are found by value") {
+  TempDir dir;
+  Store s(dir.file("bouncer.db"));
+  int64_t a = s.servers().insert(kU1, "k", "a.example.org", "a@example.org", 1);
+  s.db().flush();
+  const int64_t day = 1'767'312'000;
+  // add() looks keys up through a view of the caller's text: the stored key must not keep that view.
+  std::string prop = "mobile_pushes_received::day";
+  s.counters().add(a, std::nullopt, prop, day, 2);
+  prop.assign("mobile_pushes_forwarded::day");
+  s.counters().add(a, std::nullopt, prop, day, 3);
+  prop.assign("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+  CHECK(s.counters().pending() == 2);
+  CHECK(s.counters().get(a, std::nullopt, "mobile_pushes_received::day", day) == 2);
+  CHECK(s.counters().get(a, std::nullopt, "mobile_pushes_forwarded::day", day) == 3);
+  // Same key from another buffer, and keys differing only in realm or day: found or kept apart.
+  std::string again = "mobile_pushes_received::day";
+  s.counters().add(a, std::nullopt, again, day, 4);
+  s.counters().add(a, std::nullopt, again, day + 86400, 1);
+  CHECK(s.counters().pending() == 3);
+  CHECK(s.counters().get(a, std::nullopt, "mobile_pushes_received::day", day) == 6);
+  CHECK(s.counters().get(a, std::nullopt, "mobile_pushes_received::day", day + 86400) == 1);
+  s.counters().write_pending();
+  s.db().flush();
+  Peek peek(s.db().path());
+  CHECK(peek.scalar("SELECT value FROM push_counters WHERE property = 'mobile_pushes_received::day' AND "
+                    "end_time_s = " + std::to_string(day)) == 6);
+  CHECK(peek.scalar("SELECT count(*) FROM push_counters") == 3);
 }
 
 TEST_CASE("counters: reaching max_pending keys writes them at once; closing the store writes the rest") {
