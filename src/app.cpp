@@ -31,6 +31,8 @@ struct App::Impl {
   std::unique_ptr<http::Server> server;
   uv_prepare_t commit_handle{};   // group commit at the end of every loop iteration
   uv_timer_t maintenance{};       // limiter pruning, WAL checkpoints
+  uv_timer_t trim{};              // gives freed heap pages back after a burst (glibc)
+  bool trim_pending = false;      // there were connections since the last trim
   uv_signal_t sigterm{}, sigint{};
   bool stopping = false;
   std::string last_stats;
@@ -47,6 +49,7 @@ void App::Impl::close_handles() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&maintenance), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&trim), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&commit_handle), nullptr);
 }
 
@@ -57,6 +60,7 @@ void App::Impl::begin_shutdown(const char* why) {
   uv_signal_stop(&sigterm);
   uv_signal_stop(&sigint);
   uv_timer_stop(&maintenance);
+  uv_timer_stop(&trim);
   server->shutdown(config.server.shutdown_timeout_ms, [this] {
     // Every reply has been written or its connection closed. Pushes still retrying are reported
     // retry_later (their content is dropped, never persisted), then the last batch is made durable.
@@ -78,6 +82,12 @@ int App::run() {
   // getaddrinfo), which allocate little and rarely; an arena each would keep its own free pages
   // (64 MB reserved, ~40-60 KB resident each) that malloc_trim of the main arena never returns.
   mallopt(M_ARENA_MAX, 1);
+  // Fixed thresholds (setting them turns off glibc's dynamic adjustment, which raises the mmap
+  // threshold up to 32 MB after the first large free and then keeps such buffers in the heap): a
+  // buffer of 64 KB or more (the read buffer, an output burst of a slow peer) is its own mapping
+  // and goes back to the kernel when freed. Usual allocations are far below this.
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 #endif
   store::StoreOptions sopts;
   sopts.db.cache_kb = static_cast<int>(d.config.server.database_cache_bytes / 1024);
@@ -151,6 +161,22 @@ int App::run() {
       self->last_stats = std::move(line);
     }
   }, 30'000, 30'000);
+  // glibc returns only the top of the heap by itself; pages freed in the middle (request and
+  // document buffers of a burst of connections) stay resident until malloc_trim. Once every
+  // kTrimIntervalMs while clients are connected and once after (it walks the free lists: well
+  // under a millisecond for a heap of some MB); with no connections a tick only reads a count.
+  uv_timer_init(&d.loop, &d.trim);
+  d.trim.data = &d;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&d.trim));
+#ifdef __GLIBC__
+  constexpr uint64_t kTrimIntervalMs = 5'000;
+  uv_timer_start(&d.trim, [](uv_timer_t* h) {
+    auto* self = static_cast<Impl*>(h->data);
+    const bool busy = self->server && self->server->connection_count() > 0;
+    if (busy || self->trim_pending) malloc_trim(64 * 1024);
+    self->trim_pending = busy;
+  }, kTrimIntervalMs, kTrimIntervalMs);
+#endif
   uv_signal_init(&d.loop, &d.sigterm);
   uv_signal_init(&d.loop, &d.sigint);
   d.sigterm.data = d.sigint.data = &d;

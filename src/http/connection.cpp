@@ -15,6 +15,7 @@
 // destroy the response before the client reads it (RFC 9112 §9.6).
 #include "http/connection.h"
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 
@@ -36,7 +37,8 @@ Connection::Connection(Server* server, uint64_t id, bool rejecting)
       anchor_(std::make_shared<detail::ConnAnchor>()),
       parser_(ParserLimits{server->limits_.max_header_bytes, server->limits_.max_headers,
                            server->limits_.max_body_bytes}),
-      slots_(rejecting ? 1 : kMaxPipelined + 1) {
+      slots_(rejecting ? 1 : kInitialSlots),
+      max_slots_(rejecting ? 1 : kMaxPipelined + 1) {
   anchor_->conn = this;
 }
 
@@ -86,7 +88,6 @@ void Connection::start(uv_stream_t* listener) {
     flush();
     return;
   }
-  out_.reserve(4096);
   if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), on_alloc, on_read) != 0) {
     close();
     return;
@@ -217,7 +218,18 @@ size_t Connection::process(const char* data, size_t len) {
   return off;
 }
 
+// The ring holds max_slots_ responses at most, but a client that does not pipeline only ever uses
+// one or two: allocating all of them per connection cost ~7 KB each (256 connections: 1.8 MB).
+void Connection::grow_slots() {
+  const size_t n = std::min(slots_.size() * 2, max_slots_);
+  std::vector<Slot> grown(n);
+  for (size_t i = 0; i < count_; ++i) grown[i] = std::move(slots_[(head_ + i) % slots_.size()]);
+  slots_.swap(grown);
+  head_ = 0;
+}
+
 Connection::Slot& Connection::push_slot() {
+  if (count_ == slots_.size()) grow_slots();  // callers check count_ < max_slots_
   Slot& s = slots_[(head_ + count_) % slots_.size()];
   ++count_;
   s.seq = next_seq_++;
@@ -257,7 +269,7 @@ void Connection::dispatch(Request&& req) {
 }
 
 void Connection::queue_error(int status, const char* code, const char* msg) {
-  if (count_ >= slots_.size()) {
+  if (count_ >= max_slots_) {
     close();
     return;
   }
@@ -306,6 +318,9 @@ void Connection::move_ready_to_output() {
                                                       : ConnectionHeader::none;
     append_response(out_, s.resp, s.head, ch);
     log_access(s);
+    // Move-assigning an empty Response would keep the body's heap buffer in the slot (libstdc++
+    // reuses a string's capacity when the source is short): moving it out frees it.
+    { Response sent(std::move(s.resp)); }
     s.resp = Response{};
     head_ = (head_ + 1) % slots_.size();
     --count_;
@@ -350,6 +365,7 @@ void Connection::flush() {
   }
   if (static_cast<size_t>(n) == out_.size()) {
     out_.clear();
+    release_output_buffers();
     after_output_drained();
     return;
   }
@@ -370,6 +386,7 @@ void Connection::on_write(uv_write_t* req, int status) noexcept {
   c->write_in_flight_ = false;
   c->write_buf_.clear();
   c->write_off_ = 0;
+  c->release_output_buffers();
   if (c->state_ == State::closing) return;
   if (status < 0) {
     c->close();
@@ -377,6 +394,14 @@ void Connection::on_write(uv_write_t* req, int status) noexcept {
   }
   c->flush();
   c->update_timer();
+}
+
+// A burst of pipelined responses may have grown the output buffers up to kOutputHighWater; an
+// idle keep-alive connection must not keep that much. Usual responses fit in what is kept, so the
+// steady state allocates nothing here.
+void Connection::release_output_buffers() {
+  if (out_.empty() && out_.capacity() > kKeepOutputCapacity) std::string().swap(out_);
+  if (!write_in_flight_ && write_buf_.capacity() > kKeepOutputCapacity) std::string().swap(write_buf_);
 }
 
 void Connection::after_output_drained() {
@@ -412,7 +437,7 @@ void Connection::resume_reading() {
     stash_.erase(0, used);
     if (!stash_.empty() && !no_more_requests_) return;  // a bound again: stay paused
   }
-  stash_.clear();
+  std::string().swap(stash_);  // up to one read (64 KB): not kept while the connection idles
   read_paused_ = false;
   if (!reading_ && !eof_ && state_ == State::open && !no_more_requests_) {
     if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), on_alloc, on_read) != 0) {

@@ -21,6 +21,9 @@ class Connection {
   static constexpr size_t kMaxPipelined = 32;          // requests waiting for their response
   static constexpr size_t kOutputHighWater = 256 * 1024;  // stop reading above this much output
   static constexpr int64_t kLingerMs = 2000;           // read-and-discard after a final response
+  // Memory kept per connection between requests (performance.md: RSS grows with connections).
+  static constexpr size_t kInitialSlots = 2;           // response ring before pipelining grows it
+  static constexpr size_t kKeepOutputCapacity = 8 * 1024;  // larger output buffers are released
 
   Connection(Server* server, uint64_t id, bool rejecting);
   Connection(const Connection&) = delete;
@@ -74,6 +77,8 @@ class Connection {
   void dispatch(Request&& req);
   void queue_error(int status, const char* code, const char* msg);
   Slot& push_slot();
+  void grow_slots();
+  void release_output_buffers();
   void move_ready_to_output();
   void flush();
   void after_output_drained();
@@ -98,8 +103,10 @@ class Connection {
   std::string remote_ = "-";
   RequestParser parser_;
 
-  // Responses in request order; head_ is the oldest. One extra place for a server error.
+  // Responses in request order; head_ is the oldest. One extra place for a server error. The
+  // ring starts small and grows (up to max_slots_) only when a client pipelines.
   std::vector<Slot> slots_;
+  size_t max_slots_;
   size_t head_ = 0;
   size_t count_ = 0;
   uint64_t next_seq_ = 1;

@@ -360,6 +360,31 @@ TEST_SUITE("http-server") {
     CHECK(order[2] == "/slow/150");
   }
 
+  TEST_CASE("http server: the response ring grows while wrapped and keeps order") {
+    // A connection starts with a two-place ring: after one request its head is not at the start,
+    // so the pipelined burst below grows it twice from a wrapped state, with replies out of order.
+    TestServer srv(test_limits());
+    Client c(srv.port());
+    c.send(get("/first"));
+    HttpResponse r0 = c.read_response();
+    REQUIRE(r0.ok);
+    CHECK(r0.body == echo("GET", "/first", 0));
+    c.send(get("/slow/150") + get("/fast") + get("/slow/60") + get("/b") +
+           "POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
+    const char* paths[] = {"/slow/150", "/fast", "/slow/60", "/b"};
+    for (const char* p : paths) {
+      HttpResponse r = c.read_response();
+      REQUIRE(r.ok);
+      CHECK(r.body == echo("GET", p, 0));
+    }
+    HttpResponse last = c.read_response();
+    REQUIRE(last.ok);
+    CHECK(last.body == echo("POST", "/p", 3));
+    const auto order = srv.answered();
+    REQUIRE(order.size() == 6);
+    CHECK(order.back() == "/slow/150");  // answered last, sent first of its burst
+  }
+
   TEST_CASE("http server: 100 pipelined requests in one write are all answered in order") {
     TestServer srv(test_limits());
     Client c(srv.port());

@@ -431,6 +431,34 @@ TEST_SUITE("params") {
     CHECK(d.parse(" {\"a\": [1e999]} \n"));
   }
 
+  TEST_CASE("json doc: a Zulip-shaped notify body fits the slot's own buffer (no extra chunk)") {
+    // Every push/notify in flight holds its document: the slot is sized for a usual body, and a
+    // body like bench.py's must not make the allocator add a chunk.
+    const std::string apns =
+        "{\"alert\":{\"title\":\"Alice Example\",\"subtitle\":\"#general > lunch\",\"body\":\"Shall we go "
+        "for lunch at noon? The new place on the corner has good reviews.\"},\"sound\":\"default\",\"badge\":0,"
+        "\"custom\":{\"zulip\":{\"server\":\"chat.example.org\",\"realm_id\":2,\"realm_uri\":\"https://"
+        "chat.example.org\",\"realm_url\":\"https://chat.example.org\",\"realm_name\":\"Example\",\"user_id\":"
+        "17,\"sender_id\":9,\"sender_email\":\"alice@example.org\",\"time\":1700000000,\"recipient_type\":"
+        "\"stream\",\"stream\":\"general\",\"stream_id\":5,\"topic\":\"lunch\",\"message_ids\":[123456]}}}";
+    const std::string gcm =
+        "{\"event\":\"message\",\"server\":\"chat.example.org\",\"realm_id\":\"2\",\"realm_uri\":\"https://"
+        "chat.example.org\",\"realm_url\":\"https://chat.example.org\",\"realm_name\":\"Example\",\"user_id\":"
+        "17,\"zulip_message_id\":123456,\"sender_id\":9,\"sender_email\":\"alice@example.org\",\"sender_full_"
+        "name\":\"Alice Example\",\"sender_avatar_url\":\"https://chat.example.org/avatar/9\",\"time\":"
+        "1700000000,\"recipient_type\":\"stream\",\"stream\":\"general\",\"stream_id\":5,\"topic\":\"lunch\","
+        "\"content\":\"Shall we go for lunch at noon? The new place on the corner has good reviews.\","
+        "\"content_truncated\":false}";
+    const std::string body = "{\"user_id\":17,\"apns_payload\":" + apns + ",\"gcm_payload\":" + gcm +
+                             ",\"gcm_options\":{\"priority\":\"high\"}}";
+    JsonDoc d;
+    REQUIRE(d.parse(body));
+    const auto& alloc = d.document().GetAllocator();
+    CHECK(alloc.Size() > body.size());       // the in-situ copy lives in the slot
+    CHECK(alloc.Capacity() < 4096);          // only the embedded buffer: no chunk was added
+    CHECK(alloc.Size() <= alloc.Capacity());
+  }
+
   TEST_CASE("json doc: each document keeps its own strings across reuse of slots, moves and sizes") {
     auto text = [](const std::string& tag, size_t pad) {
       return "{\"tag\": \"" + tag + "\", \"pad\": \"" + std::string(pad, 'p') + "\", \"esc\": \"" + tag +
