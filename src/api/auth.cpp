@@ -26,17 +26,6 @@ bool split_two(std::string_view s, std::string_view& a, std::string_view& b) {
   return true;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 ApiError unauthorized(std::string msg, std::string code) {
@@ -48,7 +37,7 @@ std::shared_ptr<const store::ServerRow> authenticate(Services& svc, const http::
   if (!h) throw unauthorized("Missing authorization header for basic auth");
   std::string_view scheme, cred;
   if (!split_two(*h, scheme, cred)) throw unauthorized("Invalid authorization header for basic auth");
-  if (!iequals(scheme, "basic"))
+  if (!enc::ascii_iequals(scheme, "basic"))
     throw ApiError::bad_request("This endpoint requires HTTP basic authentication.");
   // "<36-char id>:<64-char key>" decodes to 101 bytes: a stack buffer serves the usual case
   // without an allocation; longer credentials (always refused later) take the heap.

@@ -1,4 +1,5 @@
 #include "api/validate.h"
+#include "core/encoding.h"
 
 #include <arpa/inet.h>
 
@@ -95,10 +96,6 @@ bool is_ipv6(std::string_view s) {
   return inet_pton(AF_INET6, buf, addr) == 1;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && ascii_lower(a) == ascii_lower(b);
-}
-
 // RFC 5322 §3.2.3 atext.
 bool is_atext(char c) {
   if (is_alnum(c)) return true;
@@ -153,7 +150,7 @@ bool is_valid_hostname(std::string_view s) {
     if (host.size() < 3 || host.back() != ']') return false;
     return is_ipv6(host.substr(1, host.size() - 2));
   }
-  if (iequals(host, "localhost")) return true;
+  if (enc::ascii_iequals(host, "localhost")) return true;
   if (is_ipv4(host)) return true;
   if (host.back() == '.') host.remove_suffix(1);  // fully qualified form
   return is_dns_name(host);

@@ -34,4 +34,8 @@ void append_json_string(std::string& out, std::string_view s);
 
 bool valid_utf8(std::string_view s);
 
+// ASCII case-insensitive equality (header names, auth schemes, UUID spellings): bytes outside
+// A-Z compare exactly, so it is locale-free and never folds non-ASCII.
+bool ascii_iequals(std::string_view a, std::string_view b);
+
 }  // namespace aloha::enc

@@ -1,4 +1,5 @@
 #include "http/form.h"
+#include "core/encoding.h"
 
 #include <cstring>
 
@@ -20,13 +21,6 @@ int hex_value(char c) {
 }
 
 char lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower_ascii(a[i]) != lower_ascii(b[i])) return false;
-  return true;
-}
 
 bool is_ows(char c) { return c == ' ' || c == '\t'; }
 
@@ -236,12 +230,12 @@ bool decode_multipart(std::string_view body, std::string_view boundary, FormFiel
       }
       std::string_view hname = trim_ows(line.substr(0, colon));
       std::string_view hvalue = trim_ows(line.substr(colon + 1));
-      if (!iequals(hname, "content-disposition")) continue;
+      if (!enc::ascii_iequals(hname, "content-disposition")) continue;
       std::string_view dtype = trim_ows(hvalue.substr(0, hvalue.find(';')));
-      form_data = iequals(dtype, "form-data");
+      form_data = enc::ascii_iequals(dtype, "form-data");
       have_name = false;
       for_each_param(hvalue, [&](std::string_view key, std::string value) {
-        if (!have_name && iequals(key, "name")) {
+        if (!have_name && enc::ascii_iequals(key, "name")) {
           have_name = true;
           name = std::move(value);
         }
@@ -276,7 +270,7 @@ std::string media_type(std::string_view content_type) {
 bool header_param(std::string_view header_value, std::string_view name, std::string& value) {
   bool found = false;
   for_each_param(header_value, [&](std::string_view key, std::string v) {
-    if (!found && iequals(key, name)) {
+    if (!found && enc::ascii_iequals(key, name)) {
       found = true;
       value = std::move(v);
     }

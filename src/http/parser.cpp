@@ -3,6 +3,7 @@
 // 100 Continue, RFC 9110 §10.1.1, and so header bytes can be counted exactly) and at "message
 // complete" (so pipelined requests are handed out one at a time, in order, RFC 9112 §9.3.2).
 #include "http/parser.h"
+#include "core/encoding.h"
 
 #include <cstring>
 
@@ -38,13 +39,6 @@ void trim_in_place(std::string& s) {
   // In place: a copy would allocate for values past the small-string size.
   s.erase(end);
   s.erase(0, begin);
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower_ascii(a[i]) != lower_ascii(b[i])) return false;
-  return true;
 }
 
 inline RequestParser* self(llhttp_t* p) { return static_cast<RequestParser*>(p->data); }
@@ -222,7 +216,7 @@ int RequestParser::on_headers_complete(llhttp_t* p) noexcept {
   s->expect_ = false;
   if (p->http_major == 1 && p->http_minor >= 1 && (chunked || (has_length && p->content_length > 0))) {
     const std::string* e = r.header("expect");
-    s->expect_ = e != nullptr && iequals(*e, "100-continue");
+    s->expect_ = e != nullptr && enc::ascii_iequals(*e, "100-continue");
   }
   s->headers_paused_ = true;
   return HPE_PAUSED;

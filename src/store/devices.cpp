@@ -1,4 +1,5 @@
 #include "store/devices.h"
+#include "core/encoding.h"
 
 #include <algorithm>
 
@@ -20,17 +21,6 @@ bool token_is(int kind, std::string_view token, std::string_view norm) {
     char c = token[i];
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
     if (c != norm[i]) return false;
-  }
-  return true;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
   }
   return true;
 }
@@ -125,7 +115,7 @@ RowsUpdate Devices::update_rows(uint64_t since, int64_t server, std::optional<in
   for (uint64_t g = since + 1; !reread && g <= generation_; ++g) {
     const Change& c = log_[g % log_.size()];
     if (c.kind != ChangeKind::identity || c.server != server) continue;
-    if ((c.uid && uid && *c.uid == *uid) || (c.has_uuid && uuid && iequals(c.uuid, *uuid))) reread = true;
+    if ((c.uid && uid && *c.uid == *uid) || (c.has_uuid && uuid && enc::ascii_iequals(c.uuid, *uuid))) reread = true;
   }
   if (reread) {
     rows = for_identity(server, uid, uuid);

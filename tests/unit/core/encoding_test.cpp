@@ -199,3 +199,17 @@ TEST_CASE("encoding: valid_utf8 finds a bad sequence after an ASCII run of any l
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("encoding") {
+TEST_CASE("ascii_iequals: folds A-Z only, compares every other byte exactly") {
+  using aloha::enc::ascii_iequals;
+  CHECK(ascii_iequals("Basic", "bASIC"));
+  CHECK(ascii_iequals("", ""));
+  CHECK_FALSE(ascii_iequals("basic", "basi"));
+  CHECK_FALSE(ascii_iequals("basic", "basid"));
+  CHECK_FALSE(ascii_iequals("@", "`"));       // 0x40 vs 0x60: not letters, not folded
+  CHECK_FALSE(ascii_iequals("[", "{"));
+  CHECK_FALSE(ascii_iequals("\xc3\x89", "\xc3\xa9"));  // É vs é: non-ASCII is never folded
+  CHECK(ascii_iequals("100-Continue", "100-continue"));
+}
+}
