@@ -398,25 +398,33 @@ TEST_CASE("apns: an independent HTTP/2 server (node) sees APNs-shaped requests a
   REQUIRE(send(*p, ok, msg(token()), 5000));
   REQUIRE(send(*p, dead, msg(token("400b")), 5000));
   REQUIRE(send(*p, gone, msg(token("410")), 5000));
-  REQUIRE(send(*p, busy, msg(token("5030")), 1500));
+  // Deadline 1.9 s: room for exactly one retry 1 s after the 503 even on a loaded machine (a
+  // second would be due at 2 s).
+  REQUIRE(send(*p, busy, msg(token("5030")), 1900));
   REQUIRE(send(*p, big, msg(token(), std::string(4097, 'x')), 5000));
   REQUIRE(l.run_until([&] { return ok.called && dead.called && gone.called && busy.called && big.called; }, 6000));
   CHECK(ok.outcome.kind == OutcomeKind::delivered);
   CHECK(dead.outcome.kind == OutcomeKind::dead_token);
   CHECK(gone.outcome.kind == OutcomeKind::dead_token);
   CHECK(gone.outcome.apns_timestamp_ms > 0);
-  // 503 with retry-after: 1 → retried after 1 s, then the 1.5 s deadline ends it.
+  // 503 with retry-after: 1 → retried after 1 s, then the 1.9 s deadline ends it.
   CHECK(busy.outcome.kind == OutcomeKind::retry_later);
   CHECK(busy.outcome.status == 503);
   CHECK(big.outcome.kind == OutcomeKind::request_bug);
+  // The peer logs each request on its stderr, which may arrive after our outcome (the retry's
+  // second 503 ends the push at once): wait for the fifth line, then count exactly.
+  auto count_reqs = [](std::string_view text) {
+    size_t n = 0;
+    for (size_t pos = 0; (pos = text.find("REQ ", pos)) != std::string_view::npos; ++pos) ++n;
+    return n;
+  };
+  node.proc->wait_stderr([&](std::string_view text) { return count_reqs(text) >= 5; }, 3000);
   std::string e = node.proc->stderr_text();
   CHECK(e.find("REQ /3/device/" + std::string("a")) != std::string::npos);
   CHECK(e.find(" authorization,apns-topic,apns-push-type,apns-priority,apns-id auth=yes") != std::string::npos);
   CHECK(e.find("auth=no") == std::string::npos);
   // The oversized body never reached the server; 503 was tried twice (Retry-After 1 s < deadline).
-  size_t reqs = 0;
-  for (size_t pos = 0; (pos = e.find("REQ ", pos)) != std::string::npos; ++pos) ++reqs;
-  CHECK(reqs == 5);
+  CHECK(count_reqs(e) == 5);
   close_pusher(l, *p);
 }
 
