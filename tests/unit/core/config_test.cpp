@@ -289,6 +289,11 @@ TEST_CASE("config: durations and sizes accept their units and check ranges") {
   }
   CHECK(error_of("[limits]\nmax_body_bytes = 2G\n") ==
         "t.conf:2: [limits] max_body_bytes must be a size from 1 to 1G (bytes, or with suffix k, M, G)");
+  CHECK(parse_config("", "t").server.database_cache_bytes == 1024 * 1024);
+  CHECK(parse_config("[server]\ndatabase_cache = 64k\n", "t").server.database_cache_bytes == 64 * 1024);
+  CHECK(parse_config("[server]\ndatabase_cache = 32M\n", "t").server.database_cache_bytes == 32 * 1024 * 1024);
+  CHECK(error_of("[server]\ndatabase_cache = 63k\n").rfind("t.conf:2: [server] database_cache must be a size from 64k", 0) == 0);
+  CHECK(error_of("[server]\ndatabase_cache = 2G\n").rfind("t.conf:2: [server] database_cache must be a size", 0) == 0);
   const char* bad_sizes[] = {"0", "1.5M", "1MB", "-1", "k", "1 k"};
   for (const char* b : bad_sizes) {
     CAPTURE(b);
