@@ -69,21 +69,10 @@ std::unique_ptr<Pool> Pool::create(uv_loop_t* loop, const net::TlsContext* tls,
 
 uint64_t Pool::submit(H2Request request, int64_t timeout_ms, Completion done) {
   if (closed_ || !done || queue_.size() >= opt_.max_queued) return 0;
-  uint32_t slot;
-  if (!free_slots_.empty()) {
-    slot = free_slots_.back();
-    free_slots_.pop_back();
-  } else {
-    slot = static_cast<uint32_t>(slots_.size());
-    slots_.push_back(std::make_unique<Req>());
-  }
-  Req* r = slots_[slot].get();
-  r->id = (next_id_++ << 32) | slot;
-  r->in_use = true;
+  Req* r = slots_.acquire();
   r->request = std::move(request);
   r->done = std::move(done);
   r->deadline_ms = clock_.mono_ms() + (timeout_ms > 0 ? timeout_ms : opt_.default_timeout_ms);
-  ++live_;
   heap_push(r);
   uint64_t id = r->id;
   queue_.push_back(id);
@@ -92,19 +81,9 @@ uint64_t Pool::submit(H2Request request, int64_t timeout_ms, Completion done) {
   return id;
 }
 
-Pool::Req* Pool::lookup(uint64_t id) const {
-  size_t slot = static_cast<uint32_t>(id);
-  if (slot >= slots_.size()) return nullptr;
-  Req* r = slots_[slot].get();
-  return r->in_use && r->id == id ? r : nullptr;
-}
+Pool::Req* Pool::lookup(uint64_t id) const { return slots_.find(id); }
 
-void Pool::release(Req* r) {
-  uint32_t slot = static_cast<uint32_t>(r->id);
-  *r = Req{};  // drops the request's buffers and the completion
-  free_slots_.push_back(slot);
-  --live_;
-}
+void Pool::release(Req* r) { slots_.release(r); }  // drops the request's buffers and the completion
 
 void Pool::heap_swap(size_t a, size_t b) {
   std::swap(deadlines_[a], deadlines_[b]);
@@ -245,8 +224,9 @@ void Pool::on_conn_closed(Conn* c, const std::string& error) {
   if (it == conns_.end()) return;
   bool was_ready = it->ready;
   conns_.erase(it);
-  for (auto& r : slots_)
-    if (r->failed_on == c) r->failed_on = nullptr;  // the pointer may be reused by a new object
+  slots_.for_each([c](Req& r) {
+    if (r.failed_on == c) r.failed_on = nullptr;  // the pointer may be reused by a new object
+  });
   if (!error.empty()) {
     // Reconnect with jittered backoff (upstreams.md); the first retry after a working connection
     // dropped comes quickly, repeated set-up failures back off exponentially.
@@ -364,7 +344,7 @@ void Pool::close() {
 PoolStats Pool::stats() const {
   PoolStats s;
   s.queued = queue_.size();
-  s.in_flight = live_ - queue_.size();
+  s.in_flight = slots_.live() - queue_.size();
   for (auto& ci : conns_) {
     if (ci.conn->state() != ConnState::closed) ++s.connections;
     if (ci.ready && ci.conn->state() == ConnState::connected) ++s.connected;

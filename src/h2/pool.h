@@ -20,6 +20,7 @@
 
 #include "core/clock.h"
 #include "h2/connection.h"
+#include "h2/slots.h"
 #include "net/backoff.h"
 
 namespace aloha::h2 {
@@ -125,12 +126,9 @@ class Pool final : public ConnListener {
   Scheduler scheduler_;
   HeaderProvider headers_;
   net::Backoff backoff_;
-  uint64_t next_id_ = 1;
-  // Requests live in reused slots; an id is (sequence << 32 | slot index), so a completion's id
-  // is resolved by an index and a check instead of a map entry allocated per request.
-  std::vector<std::unique_ptr<Req>> slots_;
-  std::vector<uint32_t> free_slots_;
-  size_t live_ = 0;
+  // Requests live in reused slots (slots.h): a completion's id is resolved by an index and a check
+  // instead of a map entry allocated per request.
+  SlotTable<Req> slots_;
   std::deque<uint64_t> queue_;   // ids waiting for a connection, oldest first
   std::vector<Req*> deadlines_;  // min-heap on deadline_ms, for the earliest wake-up
   std::vector<ConnInfo> conns_;

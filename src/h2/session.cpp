@@ -340,19 +340,10 @@ Session::Stream* Session::by_stream_id(int32_t stream_id) const {
   return static_cast<Stream*>(nghttp2_session_get_stream_user_data(ng_, stream_id));
 }
 
-Session::Stream* Session::by_request_id(uint64_t request_id) const {
-  size_t slot = static_cast<uint32_t>(request_id);
-  if (slot >= slots_.size()) return nullptr;
-  Stream* s = slots_[slot].get();
-  return s->in_use && s->id == request_id ? s : nullptr;
-}
+Session::Stream* Session::by_request_id(uint64_t request_id) const { return slots_.find(request_id); }
 
-void Session::release(Stream* s) {
-  size_t slot = static_cast<uint32_t>(s->id);
-  *s = Stream{};  // drops what the request still holds (its body buffer, headers)
-  free_slots_.push_back(static_cast<uint32_t>(slot));
-  --live_;
-}
+// Drops what the request still holds (its body buffer, headers) and frees its slot.
+void Session::release(Stream* s) { slots_.release(s); }
 
 uint32_t Session::max_concurrent() const {
   uint32_t server = settings_received_
@@ -370,7 +361,7 @@ size_t Session::free_slots() const {
 
 bool Session::finished() const {
   if (failed_) return true;
-  if ((goaway_received_ || shutdown_) && live_ == 0) return true;
+  if ((goaway_received_ || shutdown_) && slots_.live() == 0) return true;
   return nghttp2_session_want_read(ng_) == 0 && nghttp2_session_want_write(ng_) == 0;
 }
 
@@ -378,20 +369,9 @@ uint64_t Session::submit(H2Request&& request, Completion done) {
   if (!accepting() || !done) return 0;
   if (request.body_data().size() > opt_.max_request_body) return 0;
   if (queue_.size() >= opt_.max_queued) return 0;
-  uint32_t slot;
-  if (!free_slots_.empty()) {
-    slot = free_slots_.back();
-    free_slots_.pop_back();
-  } else {
-    slot = static_cast<uint32_t>(slots_.size());
-    slots_.push_back(std::make_unique<Stream>());
-  }
-  Stream* raw = slots_[slot].get();
-  raw->id = (next_id_++ << 32) | slot;
-  raw->in_use = true;
+  Stream* raw = slots_.acquire();
   raw->req = std::move(request);
   raw->done = std::move(done);
-  ++live_;
   queue_.push_back(raw);
   start_queued();
   // start_stream() may have failed it synchronously (nghttp2 refused the headers): that is a
@@ -587,8 +567,9 @@ void Session::fail_all(FailureKind kind) {
   // Open streams first (in id order, so the replay order is stable), then the queue.
   std::vector<Stream*> open;
   open.reserve(active_);
-  for (auto& s : slots_)
-    if (s->in_use && s->stream_id >= 0) open.push_back(s.get());
+  slots_.for_each([&open](Stream& s) {
+    if (s.in_use && s.stream_id >= 0) open.push_back(&s);
+  });
   std::sort(open.begin(), open.end(), [](Stream* a, Stream* b) { return a->stream_id < b->stream_id; });
   for (Stream* s : open) finish(s, kind, 0);
   while (!queue_.empty()) finish(queue_.front(), kind, 0);

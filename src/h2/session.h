@@ -18,6 +18,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "h2/slots.h"
+
 struct nghttp2_session;
 
 namespace aloha::h2 {
@@ -143,7 +145,7 @@ class Session {
   bool finished() const;
   size_t active() const { return active_; }    // open streams
   size_t queued() const { return queue_.size(); }
-  size_t pending() const { return live_; }  // active + queued
+  size_t pending() const { return slots_.live(); }  // active + queued
   // Streams allowed right now (server setting capped by ours).
   uint32_t max_concurrent() const;
   // How many more requests submit() would start immediately.
@@ -166,13 +168,10 @@ class Session {
   SessionOptions opt_;
   std::unique_ptr<BlockCache> cache_;  // nghttp2's allocator; outlives ng_ (see ~Session)
   nghttp2_session* ng_ = nullptr;
-  uint64_t next_id_ = 1;
-  // Every unfinished request sits in a slot; a request id is (sequence << 32 | slot index), so
-  // looking one up is an index plus a check, and the Stream objects (and their slots) are reused
-  // instead of allocated per request. Open streams are found through nghttp2's stream user data.
-  std::vector<std::unique_ptr<Stream>> slots_;
-  std::vector<uint32_t> free_slots_;   // indices of slots_ whose Stream is not in use
-  size_t live_ = 0;                    // requests in slots
+  // Every unfinished request sits in a reused slot (slots.h): looking one up by request id is an
+  // index plus a check, and Stream objects are not allocated per request. Open streams are found
+  // through nghttp2's stream user data.
+  SlotTable<Stream> slots_;
   std::deque<Stream*> queue_;                                       // waiting for a slot
   std::vector<std::pair<Completion, H2Response>> done_;             // recorded, not yet delivered
   size_t active_ = 0;

@@ -134,6 +134,38 @@ struct Harness {
 
 TEST_SUITE("h2") {
 
+TEST_CASE("slot table: ids find their slot until released; a reused slot gets a new id, the old one finds nothing") {
+  struct Item {
+    uint64_t id = 0;
+    bool in_use = false;
+    int payload = 0;
+  };
+  aloha::h2::SlotTable<Item> t;
+  Item* a = t.acquire();
+  Item* b = t.acquire();
+  a->payload = 7;
+  const uint64_t ida = a->id, idb = b->id;
+  CHECK(ida != idb);
+  CHECK(t.live() == 2);
+  CHECK(t.find(ida) == a);
+  CHECK(t.find(idb) == b);
+  t.release(a);
+  CHECK(t.live() == 1);
+  CHECK(t.find(ida) == nullptr);
+  CHECK(a->payload == 0);  // reset to Item{}
+  Item* c = t.acquire();      // reuses a's slot
+  CHECK(c == a);
+  CHECK(c->id != ida);
+  CHECK(static_cast<uint32_t>(c->id) == static_cast<uint32_t>(ida));
+  CHECK(t.find(ida) == nullptr);  // a stale id does not reach the new occupant
+  CHECK(t.find(c->id) == c);
+  CHECK(t.find(uint64_t{1} << 32 | 99) == nullptr);  // beyond the table
+  int in_use = 0;
+  t.for_each([&](Item& i) { in_use += i.in_use ? 1 : 0; });
+  CHECK(in_use == 2);
+}
+
+
 TEST_CASE("pool: queues until the first connection is ready, then sends with provider headers first") {
   Harness h;
   std::vector<H2Response> out;
