@@ -1,21 +1,11 @@
 #include "response_parser.h"
+#include "core/encoding.h"
 
 #include <cstring>
 
 namespace aloha::loadgen {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -27,7 +17,7 @@ std::string_view trim(std::string_view s) {
 bool list_has(std::string_view value, std::string_view token) {
   while (!value.empty()) {
     size_t comma = value.find(',');
-    if (iequals(trim(value.substr(0, comma)), token)) return true;
+    if (enc::ascii_iequals(trim(value.substr(0, comma)), token)) return true;
     if (comma == std::string_view::npos) break;
     value.remove_prefix(comma + 1);
   }
@@ -133,7 +123,7 @@ ResponseParser::Result ResponseParser::parse_head() {
     }
     std::string_view name = field.substr(0, colon);
     std::string_view value = trim(field.substr(colon + 1));
-    if (iequals(name, "content-length")) {
+    if (enc::ascii_iequals(name, "content-length")) {
       uint64_t v = 0;
       if (value.empty() || value.size() > 15) {
         error_ = "bad content-length";
@@ -152,10 +142,10 @@ ResponseParser::Result ResponseParser::parse_head() {
       }
       have_length = true;
       content_length_ = v;
-    } else if (iequals(name, "transfer-encoding")) {
+    } else if (enc::ascii_iequals(name, "transfer-encoding")) {
       error_ = "transfer-encoding is not supported";
       return Result::error;
-    } else if (iequals(name, "connection")) {
+    } else if (enc::ascii_iequals(name, "connection")) {
       if (list_has(value, "close")) keep_alive_ = false;
       if (list_has(value, "keep-alive")) keep_alive_ = true;
     }

@@ -1,4 +1,5 @@
 #include "apns.h"
+#include "core/encoding.h"
 
 #include <rapidjson/document.h>
 
@@ -32,17 +33,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
 }
 
 // base64url without padding (RFC 7515 §2); strict: no padding, no other characters.
@@ -107,7 +97,7 @@ bool JwtVerifier::verify_uncached(std::string_view jwt, int64_t& iat) const {
 JwtVerdict JwtVerifier::check(const std::string* authorization) {
   if (authorization == nullptr) return JwtVerdict::missing;
   std::string_view v = *authorization;
-  if (v.size() < 7 || !iequals(v.substr(0, 7), "bearer ")) return JwtVerdict::invalid;
+  if (v.size() < 7 || !enc::ascii_iequals(v.substr(0, 7), "bearer ")) return JwtVerdict::invalid;
   std::string_view jwt = v.substr(7);
   if (jwt.empty()) return JwtVerdict::missing;
   const Entry* hit = nullptr;
@@ -136,7 +126,7 @@ ApnsHandler::ApnsHandler(ApnsOptions opts, Stats& stats, const Script& script, c
 
 bool ApnsHandler::behaviour_for_token(std::string_view token, Behaviour& out) {
   for (const auto& r : kRules) {
-    if (token.size() >= r.prefix.size() && iequals(token.substr(0, r.prefix.size()), r.prefix)) {
+    if (token.size() >= r.prefix.size() && enc::ascii_iequals(token.substr(0, r.prefix.size()), r.prefix)) {
       out = r.behaviour;
       return true;
     }
