@@ -75,6 +75,22 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def proc_run_delay_s(pid):
+    """Seconds the process's threads spent runnable but waiting for a CPU (sum over
+    /proc/PID/task/*/schedstat, field 2; needs schedstats, 0 when unreadable)."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    except OSError:
+        return 0.0
+    return total / 1e9
+
+
 def system_busy_s():
     """Non-idle CPU seconds of the whole machine so far (proc(5): /proc/stat, first line)."""
     with open("/proc/stat") as f:
@@ -269,6 +285,15 @@ ca_file = {TLS}/ca.crt
         b = Proc("aloha-bouncer", [self.bin_bouncer, "serve", "--config", conf_path], self.tmp)
         self.procs.append(b)
         self.bouncer = b
+        if self.a.pin:
+            # Diagnostic only (not the issue's figure): the bouncer alone on the last CPU, sink
+            # and load tool on the others, to see what the tail is without them preempting it.
+            cpus = sorted(os.sched_getaffinity(0))
+            if len(cpus) >= 2:
+                os.sched_setaffinity(b.pid, {cpus[-1]})
+                os.sched_setaffinity(mock.pid, set(cpus[:-1]))
+                self.loadgen_cpus = set(cpus[:-1])
+                self.notes.append(f"--pin: bouncer on CPU {cpus[-1]}, sink and load tool on {cpus[:-1]}")
         deadline = time.time() + 15
         self.port = None
         while time.time() < deadline and self.port is None:
@@ -323,7 +348,9 @@ ca_file = {TLS}/ca.crt
     def loadgen(self, argv_tail, label):
         argv = [self.bin_loadgen, "--json", "--show-errors", "3"] + argv_tail
         t0 = time.time()
-        p = subprocess.run(argv, capture_output=True, text=True)
+        cpus = getattr(self, "loadgen_cpus", None)
+        p = subprocess.run(argv, capture_output=True, text=True,
+                           preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         if p.returncode not in (0, 1):
             raise RuntimeError(f"loadgen ({label}) failed: {p.stderr.strip()}")
         if p.stderr.strip():
@@ -333,6 +360,11 @@ ca_file = {TLS}/ca.crt
         if res.get("fatal"):
             raise RuntimeError(f"loadgen ({label}): {res['fatal']}")
         res["wall_s"] = time.time() - t0
+        if "--trace" in argv and res.get("trace"):
+            # Where tail.py / a correlation with the bouncer's clock finds the run's start.
+            path = argv[argv.index("--trace") + 1]
+            with open(path + ".json", "w") as f:
+                json.dump({"start_mono_ns": res["trace"].get("start_mono_ns"), "label": label}, f)
         return res
 
     def register(self, auth, count, devices=1, first=0, dead=False, conns=None):
@@ -378,10 +410,16 @@ ca_file = {TLS}/ca.crt
         b, m = self.bouncer.pid, self.mock.pid
         s0 = self.mock_stats()
         peak_reset = reset_peak_rss(b)
+        trace = []
+        if self.a.trace_dir:
+            os.makedirs(self.a.trace_dir, exist_ok=True)
+            trace = ["--trace", os.path.join(os.path.abspath(self.a.trace_dir), f"{kind}-{conns}.csv")]
         c0b, c0m, sys0 = proc_cpu_s(b), proc_cpu_s(m), system_busy_s()
+        w0b, w0m = proc_run_delay_s(b), proc_run_delay_s(m)
         res = self.loadgen(["-c", str(conns), "-p", str(self.a.pipeline), "-d", str(self.a.duration),
-                            "-a", auth, "-b", body] + list(extra) + [url], name)
+                            "-a", auth, "-b", body] + trace + list(extra) + [url], name)
         c1b, c1m, sys1 = proc_cpu_s(b), proc_cpu_s(m), system_busy_s()
+        w1b, w1m = proc_run_delay_s(b), proc_run_delay_s(m)
         s1 = self.mock_stats()
         mem = proc_mem_kb(b)
         paths0, paths1 = s0.get("paths", {}), s1.get("paths", {})
@@ -405,6 +443,10 @@ ca_file = {TLS}/ca.crt
             "loadgen_core": res["cpu_s"] / wall, "sink_core": (c1m - c0m) / wall, "wall_s": wall,
             # CPU the rest of the machine used meanwhile (other builds, tests): it competes for cores.
             "other_cores": max(0.0, (sys1 - sys0) - cpu_b - (c1m - c0m) - res["cpu_s"]) / res["wall_s"],
+            # Runnable but not running (waiting for a core), ms per wall second: on 2 cores shared
+            # by three processes this, not the bouncer's code, is what stretches the latency tail.
+            "bouncer_wait_ms_s": (w1b - w0b) * 1000 / wall, "sink_wait_ms_s": (w1m - w0m) * 1000 / wall,
+            "loadgen_wait_ms_s": res.get("run_delay_s", 0.0) * 1000 / wall,
         }
         self.rows.append(row)
         notes = []
@@ -422,7 +464,9 @@ ca_file = {TLS}/ca.crt
             notes.append(f"other processes used {row['other_cores']:.1f} cores meanwhile (figures pessimistic)")
         row["notes"] = notes
         log(f"{name}: {row['notify_per_s']:.0f} notify/s, {row['pushes_per_s']:.0f} pushes/s, "
-            f"p50 {row['p50']:.2f} ms p99 {row['p99']:.2f} ms, bouncer {row['bouncer_core'] * 100:.0f} % core"
+            f"p50 {row['p50']:.2f} ms p99 {row['p99']:.2f} ms, bouncer {row['bouncer_core'] * 100:.0f} % core, "
+            f"waiting for a CPU (ms/s) bouncer {row['bouncer_wait_ms_s']:.0f} / load tool "
+            f"{row['loadgen_wait_ms_s']:.0f} / sink {row['sink_wait_ms_s']:.0f}"
             + (f" [{'; '.join(notes)}]" if notes else ""))
         return row
 
@@ -680,6 +724,10 @@ def main():
     ap.add_argument("--build-dir", default="build-bench", help="release build directory (default build-bench)")
     ap.add_argument("--no-build", action="store_true", help="do not run ninja (use the binaries as they are)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (config, database, logs)")
+    ap.add_argument("--pin", action="store_true",
+                    help="diagnostic: bouncer alone on one CPU, sink and load tool on the other(s)")
+    ap.add_argument("--trace-dir", help="write each measured run's per-answer latencies (loadgen --trace) to "
+                                        "DIR/SCENARIO-CONNS.csv; tools/bench/tail.py summarises them")
     a = ap.parse_args()
     try:
         a.tokens = [parse_count(t) for t in a.tokens.split(",") if t.strip()]

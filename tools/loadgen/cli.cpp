@@ -35,6 +35,8 @@ const char* const kUsage =
     "  --show-errors K         print the first K answers >= 300 to stderr\n"
     "  --progress              a line per second on stderr\n"
     "  --json                  JSON report instead of the table\n"
+    "  --trace FILE            write one CSV line per answer (sent_us since the start,\n"
+    "                          latency_us, conn, status), at most --trace-max (2000000)\n"
     "Templates: ${EXPR}, ${hexW:EXPR} (zero-padded lowercase hex), ${pick:EXPR:a|b|c}; EXPR uses\n"
     "n (this request kind's counter), i (global counter), c (connection), numbers, + - * / %\n"
     "evaluated left to right. `$$` is a literal `$`.\n"
@@ -124,6 +126,7 @@ CliOptions parse_args(int argc, const char* const* argv) {
   CliOptions o;
   std::string url, method, body, content_type, auth, alt_path, alt_body;
   bool have_body = false, have_alt_body = false, have_duration = false;
+  uint64_t trace_max = 2'000'000;
   std::vector<std::string> headers;
   for (int k = 1; k < argc; ++k) {
     std::string a = argv[k];
@@ -180,6 +183,11 @@ CliOptions parse_args(int argc, const char* const* argv) {
       o.run.progress = true;
     } else if (a == "--json") {
       o.json = true;
+    } else if (a == "--trace") {
+      o.trace_path = value();
+      if (o.trace_path.empty()) throw CliError("--trace needs a file name");
+    } else if (a == "--trace-max") {
+      trace_max = to_u64(a, value(), 1, 50'000'000);
     } else if (!a.empty() && a[0] == '-') {
       throw CliError("unknown option " + a);
     } else if (url.empty()) {
@@ -190,6 +198,7 @@ CliOptions parse_args(int argc, const char* const* argv) {
   }
   if (o.help) return o;
   if (url.empty()) throw CliError("no URL given");
+  if (!o.trace_path.empty()) o.run.trace_max = trace_max;
   if (o.run.max_requests != 0 && !have_duration) o.run.duration_ms = 0;
   Url u = parse_url(url);
   o.run.address = u.address;
@@ -283,6 +292,10 @@ std::string report_json(const RunResult& r, const CpuUsage& cpu) {
           static_cast<unsigned long long>(r.reconnects));
   appendf(o, "\"cpu_s\":%.3f,\"cpu_user_s\":%.3f,\"cpu_system_s\":%.3f,\"max_rss_kb\":%ld",
           cpu.user_s + cpu.system_s, cpu.user_s, cpu.system_s, cpu.max_rss_kb);
+  if (cpu.run_delay_s >= 0) appendf(o, ",\"run_delay_s\":%.3f", cpu.run_delay_s);
+  if (!r.trace.empty() || r.trace_dropped != 0)
+    appendf(o, ",\"trace\":{\"records\":%zu,\"dropped\":%llu,\"start_mono_ns\":%llu}", r.trace.size(),
+            static_cast<unsigned long long>(r.trace_dropped), static_cast<unsigned long long>(r.start_ns));
   if (!r.fatal.empty()) o += ",\"fatal\":\"" + json_escape(r.fatal) + "\"";
   o += "}\n";
   return o;

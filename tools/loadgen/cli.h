@@ -28,6 +28,7 @@ struct CliOptions {
   RunOptions run;
   bool json = false;
   bool help = false;
+  std::string trace_path;  // --trace FILE: per-answer CSV (RunResult::trace)
 };
 CliOptions parse_args(int argc, const char* const* argv);
 extern const char* const kUsage;
@@ -35,6 +36,7 @@ extern const char* const kUsage;
 struct CpuUsage {
   double user_s = 0, system_s = 0;
   long max_rss_kb = 0;
+  double run_delay_s = 0;  // runnable but waiting for a CPU (/proc/self/schedstat), -1 unknown
 };
 std::string report_json(const RunResult& r, const CpuUsage& cpu);
 std::string report_table(const RunResult& r, const CpuUsage& cpu);

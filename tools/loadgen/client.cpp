@@ -2,6 +2,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -73,7 +74,7 @@ class Driver {
 
   // Renders the next request into `out` for connection `c`; false when no more may be sent.
   bool next_request(const Conn& c, std::string& out);
-  void on_answer(uint64_t started_ns, int status, std::string_view body);
+  void on_answer(uint64_t started_ns, int status, std::string_view body, size_t conn);
   void on_lost(uint64_t n) { r_.unfinished += n; }
   void on_connect_result(bool ok);
   void on_io_error() { ++r_.io_errors; }
@@ -190,7 +191,7 @@ void Conn::on_read(ssize_t nread) {
     uint64_t started = started_[head_];
     head_ = (head_ + 1) % started_.size();
     --in_flight_;
-    d_.on_answer(started, parser_.status(), parser_.body());
+    d_.on_answer(started, parser_.status(), parser_.body(), index_);
     if (!parser_.keep_alive()) {
       must_close = true;
       break;
@@ -323,6 +324,9 @@ Driver::Driver(const RunOptions& opts) : o_(opts) {
       uv_ip6_addr(o_.address.c_str(), o_.port, reinterpret_cast<sockaddr_in6*>(&addr_)) != 0)
     throw std::invalid_argument("not an IP address: " + o_.address);
   n_main_ = o_.first_n;
+  // Reserved up front so that recording never reallocates (and copies) mid-run.
+  if (o_.trace_max > 50'000'000) throw std::invalid_argument("trace_max must be <= 50000000");
+  r_.trace.reserve(o_.trace_max);
   scratch_body_.reserve(4096);
   scratch_path_.reserve(256);
 }
@@ -353,10 +357,22 @@ bool Driver::next_request(const Conn& c, std::string& out) {
   return true;
 }
 
-void Driver::on_answer(uint64_t started_ns, int status, std::string_view body) {
+void Driver::on_answer(uint64_t started_ns, int status, std::string_view body, size_t conn) {
   uint64_t now = uv_hrtime();
   last_answer_ns_ = now;
   r_.latency.record(now - started_ns);
+  if (o_.trace_max != 0) {
+    if (r_.trace.size() < o_.trace_max) {
+      TraceRecord t;
+      t.sent_ns = started_ns - start_ns_;
+      t.latency_ns = static_cast<uint32_t>(std::min<uint64_t>(now - started_ns, UINT32_MAX));
+      t.conn = static_cast<uint16_t>(std::min<size_t>(conn, UINT16_MAX));
+      t.status = static_cast<uint16_t>(status < 0 ? 0 : status);
+      r_.trace.push_back(t);
+    } else {
+      ++r_.trace_dropped;
+    }
+  }
   ++r_.completed;
   if (status >= 0 && status < 600) ++r_.statuses[static_cast<size_t>(status)];
   if (status >= 200 && status < 300) {
@@ -442,6 +458,7 @@ RunResult Driver::run() {
   uv_timer_init(&loop_, &tick_timer_);
   duration_timer_.data = tick_timer_.data = this;
   start_ns_ = last_progress_ns_ = uv_hrtime();
+  r_.start_ns = start_ns_;
   conns_.reserve(o_.connections);
   for (size_t i = 0; i < o_.connections; ++i)
     conns_.push_back(std::make_unique<Conn>(*this, i, o_.pipeline));
@@ -464,6 +481,19 @@ RunResult Driver::run() {
 }
 
 }  // namespace
+
+std::string trace_csv(const RunResult& r) {
+  std::string out = "sent_us,latency_us,conn,status\n";
+  out.reserve(out.size() + r.trace.size() * 28);
+  char line[96];
+  for (const TraceRecord& t : r.trace) {
+    int n = std::snprintf(line, sizeof line, "%.1f,%.1f,%u,%u\n", static_cast<double>(t.sent_ns) / 1000.0,
+                          static_cast<double>(t.latency_ns) / 1000.0, static_cast<unsigned>(t.conn),
+                          static_cast<unsigned>(t.status));
+    if (n > 0) out.append(line, static_cast<size_t>(n));
+  }
+  return out;
+}
 
 RunResult run_load(const RunOptions& opts) {
   Driver d(opts);

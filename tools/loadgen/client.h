@@ -36,6 +36,16 @@ struct RunOptions {
   uint64_t first_n = 0;                // initial `n` of the main request (to resume a numbering)
   size_t show_errors = 0;              // print the first K answers >= 400 (status + body) to stderr
   bool progress = false;               // one stderr line per second
+  size_t trace_max = 0;                // keep (send time, latency, connection) of the first K answers
+};
+
+// One answer of a traced run (RunOptions::trace_max): when the request was queued, relative to
+// the run's start, how long its answer took, on which connection and with which status.
+struct TraceRecord {
+  uint64_t sent_ns = 0;
+  uint32_t latency_ns = 0;             // saturates at ~4.29 s
+  uint16_t conn = 0;                   // connection index (saturates at 65535)
+  uint16_t status = 0;
 };
 
 struct RunResult {
@@ -49,7 +59,13 @@ struct RunResult {
   uint64_t unfinished = 0;             // requests lost with a connection or cut off by the stop
   uint64_t reconnects = 0;
   std::string fatal;                   // set when the run was abandoned (e.g. cannot connect)
+  std::vector<TraceRecord> trace;      // answers in arrival order, at most trace_max
+  uint64_t trace_dropped = 0;          // answers past trace_max
+  uint64_t start_ns = 0;               // uv_hrtime() (CLOCK_MONOTONIC) at the start: trace times are relative to it
 };
+
+// The trace as CSV: "sent_us,latency_us,conn,status" then one line per record.
+std::string trace_csv(const RunResult& r);
 
 // Runs one load test. Throws std::invalid_argument on inconsistent options.
 RunResult run_load(const RunOptions& opts);

@@ -113,4 +113,29 @@ TEST_SUITE("loadgen cli") {
     CHECK(t.find("1000 in 2.00 s = 500/s") != std::string::npos);
     CHECK(t.find("p50 1.00 ms") != std::string::npos);
   }
+
+  TEST_CASE("cli: --trace keeps per-answer records, bounded by --trace-max") {
+    CliOptions o = parse({"--trace", "/tmp/t.csv", "--trace-max", "5", "http://127.0.0.1:1/x"});
+    CHECK(o.trace_path == "/tmp/t.csv");
+    CHECK(o.run.trace_max == 5);
+    CHECK(parse({"--trace", "/tmp/t.csv", "http://127.0.0.1:1/x"}).run.trace_max == 2'000'000);
+    CHECK(parse({"--trace-max", "5", "http://127.0.0.1:1/x"}).run.trace_max == 0);  // no file: no trace
+    CHECK_THROWS_AS(parse({"--trace-max", "0", "--trace", "f", "http://127.0.0.1:1/x"}), CliError);
+    CHECK_THROWS_AS(parse({"--trace", "", "http://127.0.0.1:1/x"}), CliError);
+  }
+
+  TEST_CASE("cli: the trace is CSV in microseconds and the JSON report counts it") {
+    RunResult r;
+    TraceRecord t;
+    t.sent_ns = 1'500'000;
+    t.latency_ns = 2'250'500;
+    t.conn = 63;
+    t.status = 200;
+    r.trace.push_back(t);
+    r.trace_dropped = 7;
+    r.start_ns = 42;
+    CHECK(trace_csv(r) == "sent_us,latency_us,conn,status\n1500.0,2250.5,63,200\n");
+    CHECK(report_json(r, CpuUsage{}).find("\"trace\":{\"records\":1,\"dropped\":7,\"start_mono_ns\":42}") != std::string::npos);
+    CHECK(report_json(RunResult{}, CpuUsage{}).find("trace") == std::string::npos);
+  }
 }
