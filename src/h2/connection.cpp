@@ -20,12 +20,6 @@ const char* conn_state_name(ConnState s) {
   return "?";
 }
 
-struct Connection::WriteReq {
-  uv_write_t req{};
-  std::string data;
-  Connection* self = nullptr;
-};
-
 Connection* Connection::create(uv_loop_t* loop, const net::TlsContext* tls, ConnectionOptions options,
                                ConnListener* listener) {
   auto* c = new Connection(loop, tls, std::move(options), listener);
@@ -121,7 +115,9 @@ void Connection::on_timer() {
         arm_timer(opt_.ping_timeout_ms - static_cast<int64_t>(now - ping_sent_ms_));
         return;
       }
-      uint64_t idle = now - last_read_ms_;
+      uint64_t last_read = stream_ != nullptr && stream_->last_read_ms() > last_read_ms_
+                               ? stream_->last_read_ms() : last_read_ms_;
+      uint64_t idle = now - last_read;
       if (idle >= static_cast<uint64_t>(opt_.ping_idle_ms)) {
         session_->ping();
         ping_sent_ms_ = now;
@@ -147,100 +143,63 @@ void Connection::on_connected(int status, uv_tcp_t* tcp, const std::string& erro
     close_with(error.empty() ? std::string(uv_strerror(status)) : error);
     return;
   }
-  tcp_ = tcp;
-  tcp_->data = this;
+  net::TlsStreamOptions so;
+  so.max_write_buffer = opt_.max_write_buffer;
+  stream_ = net::TlsStream::attach(loop_, tcp, tls_ctx_, this, so);
   ++open_handles_;
   last_read_ms_ = uv_now(loop_);
-  int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(tcp_), &Connection::alloc_cb, &Connection::read_cb);
-  if (rc != 0) {
-    close_with(std::string("read_start: ") + uv_strerror(rc));
-    return;
-  }
   if (tls_ctx_) {
     state_ = ConnState::handshaking;
     arm_timer(opt_.handshake_timeout_ms);
-    tls_ = std::make_unique<net::TlsSession>(*tls_ctx_, opt_.host);
-    if (tls_->handshake() == net::TlsStatus::error) {
-      close_with("tls: " + tls_->error());
-      return;
-    }
-    flush_tls();
-  } else {
-    on_handshake_done();
   }
+  stream_->start(opt_.host);  // a failure closes us through on_stream_error
+  if (!tls_ctx_ && state_ != ConnState::closed) on_handshake_done();
 }
 
 void Connection::on_handshake_done() {
-  if (tls_ && tls_->alpn() != "h2") {
+  const net::TlsSession* tls = stream_->tls();
+  if (tls && tls->alpn() != "h2") {
     // RFC 9113 §3.2: HTTP/2 over TLS is negotiated with ALPN "h2"; anything else is not HTTP/2.
-    close_with("tls: server did not select ALPN h2 (got '" + tls_->alpn() + "')");
+    close_with("tls: server did not select ALPN h2 (got '" + tls->alpn() + "')");
     return;
   }
   state_ = ConnState::connected;
-  LOG_DEBUG("h2 %s: connected%s%s", opt_.authority.c_str(), tls_ ? " " : "",
-            tls_ ? tls_->protocol_version().c_str() : "");
+  LOG_DEBUG("h2 %s: connected%s%s", opt_.authority.c_str(), tls ? " " : "",
+            tls ? tls->protocol_version().c_str() : "");
   arm_timer(opt_.ping_idle_ms);
   pump();  // connection preface + SETTINGS
   // Ready is reported once the server's SETTINGS arrived (after_session_events): before that its
   // stream limit is unknown and the pool would see a saturated connection and open another.
 }
 
-void Connection::alloc_cb(uv_handle_t* h, size_t, uv_buf_t* buf) noexcept {
-  auto* self = static_cast<Connection*>(h->data);
-  buf->base = self->read_buf_;
-  buf->len = sizeof self->read_buf_;
+void Connection::on_stream_ready() {
+  if (state_ == ConnState::handshaking) on_handshake_done();
 }
 
-void Connection::read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept {
-  auto* self = static_cast<Connection*>(s->data);
+void Connection::on_stream_eof(bool close_notify) {
+  close_with(close_notify ? "connection closed by peer (close_notify)" : "connection closed by peer");
+}
+
+void Connection::on_stream_error(net::StreamFailure, const std::string& message) {
+  close_with(message);
+}
+
+void Connection::on_stream_closed() {
+  stream_ = nullptr;
+  --open_handles_;
+  handle_closed();
+}
+
+void Connection::on_stream_data(const char* data, size_t len) {
+  if (state_ != ConnState::connected && state_ != ConnState::draining) return;
+  // Completions run inside feed() (after nghttp2 returned); they may submit more requests here.
+  bool ok = false;
   try {
-    self->on_read(nread, buf);
+    ok = session_->feed(reinterpret_cast<const uint8_t*>(data), len);
   } catch (...) {
-    self->close_with("internal error");
-  }
-}
-
-void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
-  if (state_ == ConnState::closed) return;
-  if (nread == 0) return;
-  if (nread < 0) {
-    close_with(nread == UV_EOF ? "connection closed by peer" : std::string("read: ") + uv_strerror(static_cast<int>(nread)));
+    close_with("internal error");
     return;
   }
-  last_read_ms_ = uv_now(loop_);
-  plain_.clear();
-  if (tls_) {
-    if (!tls_->feed(buf->base, static_cast<size_t>(nread))) {
-      close_with("tls: " + tls_->error());
-      return;
-    }
-    net::TlsStatus st = tls_->read(plain_);
-    flush_tls();
-    if (st == net::TlsStatus::error) {
-      close_with("tls: " + tls_->error());
-      return;
-    }
-    if (state_ == ConnState::handshaking && tls_->handshake_done()) {
-      on_handshake_done();
-      if (state_ == ConnState::closed) return;
-    }
-    if (tls_->peer_closed() && plain_.empty()) {
-      close_with("connection closed by peer (close_notify)");
-      return;
-    }
-  } else {
-    plain_.assign(buf->base, static_cast<size_t>(nread));
-  }
-  if (plain_.empty()) return;
-  if (state_ != ConnState::connected && state_ != ConnState::draining) return;
-  std::string in;
-  in.swap(plain_);
-  // Completions run inside feed() (after nghttp2 returned); they may submit more requests here.
-  bool ok = session_->feed(reinterpret_cast<const uint8_t*>(in.data()), in.size());
-  // The object lives until its handles' close callbacks (never inside feed()): give the buffer
-  // back so the next read decrypts into the same capacity instead of a fresh allocation.
-  in.clear();
-  if (plain_.empty()) plain_.swap(in);
   if (state_ == ConnState::closed) return;
   pump();  // flush ACKs / WINDOW_UPDATE / GOAWAY even when the session failed
   if (!ok) {
@@ -286,75 +245,24 @@ void Connection::pump() {
     pump_again_ = true;
     return;
   }
-  if (!tcp_ || (state_ != ConnState::connected && state_ != ConnState::draining)) return;
+  if (!stream_ || (state_ != ConnState::connected && state_ != ConnState::draining)) return;
   pumping_ = true;
   do {
     pump_again_ = false;
-    while (session_->want_write() && write_bytes_ < opt_.max_write_buffer && state_ != ConnState::closed) {
-      if (tls_ && tls_->write_capacity() < 16384) break;
-      // TLS copies what it is given, so one scratch buffer serves every pass; cleartext hands
-      // the bytes to uv_write (moved out, the scratch starts empty again).
+    while (session_->want_write() && stream_->can_write() && state_ != ConnState::closed) {
+      // The stream copies what it is given, so one scratch buffer serves every pass.
       std::string& out = h2_out_;
       out.clear();
       if (session_->take_output(out) == 0) break;
-      if (tls_) {
-        if (tls_->write(out) == net::TlsStatus::error) {
-          pumping_ = false;
-          close_with("tls: " + tls_->error());
-          return;
-        }
-        flush_tls();
-      } else if (!write_ciphertext(std::move(out))) {
-        break;
+      if (!stream_->write(out)) {  // a failure has closed us through on_stream_error
+        pumping_ = false;
+        return;
       }
     }
   } while (pump_again_ && state_ != ConnState::closed);
   pumping_ = false;
-}
-
-void Connection::flush_tls() {
-  if (!tls_ || !tcp_) return;
-  while (tls_->pending_output() > 0) {
-    std::string out;
-    tls_->take_output(out);
-    if (out.empty()) break;
-    if (!write_ciphertext(std::move(out))) return;
-  }
-}
-
-bool Connection::write_ciphertext(std::string data) {
-  if (!tcp_ || uv_is_closing(reinterpret_cast<uv_handle_t*>(tcp_))) return false;
-  auto* w = new WriteReq();
-  w->data = std::move(data);
-  w->self = this;
-  w->req.data = w;
-  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  write_bytes_ += w->data.size();
-  ++open_handles_;  // a write request also keeps the object alive until its callback
-  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &b, 1, &Connection::write_cb);
-  if (rc != 0) {
-    --open_handles_;
-    write_bytes_ -= w->data.size();
-    delete w;
-    close_with(std::string("write: ") + uv_strerror(rc));
-    return false;
-  }
-  return true;
-}
-
-void Connection::write_cb(uv_write_t* req, int status) noexcept {
-  auto* w = static_cast<WriteReq*>(req->data);
-  Connection* self = w->self;
-  self->write_bytes_ -= w->data.size();
-  delete w;
-  --self->open_handles_;
-  if (status != 0 && self->state_ != ConnState::closed)
-    self->close_with(std::string("write: ") + uv_strerror(status));
-  if (self->state_ == ConnState::closed) {
-    self->handle_closed();
-    return;
-  }
-  self->pump();  // output was paused at the write bound
+  // One pass takes up to max_output_chunk (256 KB); keep only a typical batch's capacity.
+  if (h2_out_.capacity() > net::TlsSession::kKeepCapacity) std::string().swap(h2_out_);
 }
 
 void Connection::close_with(const std::string& error) {
@@ -368,28 +276,8 @@ void Connection::close_with(const std::string& error) {
     connector_->cancel();
     connector_ = nullptr;
   }
-  // Send what is already encrypted (e.g. GOAWAY, a TLS alert) on a best-effort basis.
-  if (tls_ && tcp_) {
-    tls_->close_notify();
-    while (tls_->pending_output() > 0) {
-      std::string out;
-      tls_->take_output(out);
-      if (out.empty()) break;
-      auto* w = new WriteReq();
-      w->data = std::move(out);
-      w->self = this;
-      w->req.data = w;
-      uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-      write_bytes_ += w->data.size();
-      ++open_handles_;
-      if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &b, 1, &Connection::write_cb) != 0) {
-        --open_handles_;
-        write_bytes_ -= w->data.size();
-        delete w;
-        break;
-      }
-    }
-  }
+  // Sends what is already queued (e.g. GOAWAY) and a close_notify on a best-effort basis.
+  if (stream_) stream_->close();
   uv_timer_stop(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) noexcept {
     auto* self = static_cast<Connection*>(h->data);
@@ -403,15 +291,6 @@ void Connection::close_with(const std::string& error) {
     --self->open_handles_;
     self->handle_closed();
   });
-  if (tcp_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(tcp_), [](uv_handle_t* h) noexcept {
-      auto* self = static_cast<Connection*>(h->data);
-      delete reinterpret_cast<uv_tcp_t*>(h);
-      self->tcp_ = nullptr;
-      --self->open_handles_;
-      self->handle_closed();
-    });
-  }
   // Every request still open learns its fate now (connection_lost; request_sent tells the pool
   // whether a replay is safe). The object itself stays alive until the handles are closed.
   session_->terminate(FailureKind::connection_lost);

@@ -14,10 +14,10 @@
 #include <string>
 
 #include "h2/session.h"
+#include "net/tls_stream.h"
 
 namespace aloha::net {
 class TlsContext;
-class TlsSession;
 class Connector;
 }  // namespace aloha::net
 
@@ -74,7 +74,7 @@ struct ConnectionOptions {
   SessionOptions session;
 };
 
-class Connection final : public Conn {
+class Connection final : public Conn, private net::StreamListener {
  public:
   // tls == nullptr: cleartext HTTP/2 with prior knowledge (tests only). tls must outlive the
   // connection. Starts resolving at once; events go to `listener`.
@@ -97,27 +97,28 @@ class Connection final : public Conn {
   Connection& operator=(const Connection&) = delete;
 
  private:
-  struct WriteReq;
   Connection(uv_loop_t* loop, const net::TlsContext* tls, ConnectionOptions options,
              ConnListener* listener);
   ~Connection();
 
   void on_connected(int status, uv_tcp_t* tcp, const std::string& error);
-  void on_read(ssize_t nread, const uv_buf_t* buf);
   void on_handshake_done();
   void on_timer();
   void arm_timer(int64_t ms);
   void pump();
   void schedule_pump();
-  bool write_ciphertext(std::string data);
-  void flush_tls();
   void close_with(const std::string& error);
   void after_session_events();
   void handle_closed();
 
-  static void alloc_cb(uv_handle_t* h, size_t suggested, uv_buf_t* buf) noexcept;
-  static void read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept;
-  static void write_cb(uv_write_t* req, int status) noexcept;
+  // net::StreamListener: the TLS transport's events.
+  void on_stream_ready() override;
+  void on_stream_data(const char* data, size_t len) override;
+  void on_stream_eof(bool close_notify) override;
+  void on_stream_error(net::StreamFailure kind, const std::string& message) override;
+  void on_stream_written() override { pump(); }  // output was paused at the write bound
+  void on_stream_closed() override;
+
   static void timer_cb(uv_timer_t* t) noexcept;
 
   uv_loop_t* loop_;
@@ -128,18 +129,14 @@ class Connection final : public Conn {
   std::string error_;
 
   net::Connector* connector_ = nullptr;
-  uv_tcp_t* tcp_ = nullptr;
+  net::TlsStream* stream_ = nullptr;  // TCP (+ TLS) once connected; frees itself after close()
   uv_timer_t timer_{};
   // Output of submit()/cancel() is written once per loop iteration (just before libuv polls), so
   // the pushes of one iteration share TLS records and one write() instead of one each.
   uv_prepare_t flush_{};
   bool flush_scheduled_ = false;
-  int open_handles_ = 0;    // timer + flush + tcp; the last close callback deletes the object
-  size_t write_bytes_ = 0;  // bytes in uv_write requests not yet completed
-  std::unique_ptr<net::TlsSession> tls_;
+  int open_handles_ = 0;    // timer + flush + stream; the last close callback deletes the object
   std::unique_ptr<Session> session_;
-  char read_buf_[64 * 1024];
-  std::string plain_;       // scratch: decrypted bytes (capacity reused across reads)
   std::string h2_out_;      // scratch: h2 output on its way to TLS (only inside pump())
   bool pumping_ = false;
   bool pump_again_ = false;

@@ -250,12 +250,6 @@ const char* http1_failure_name(Http1Failure f) {
 
 // ---- Http1Client ----------------------------------------------------------------------------
 
-struct Http1Client::WriteReq {
-  uv_write_t req{};
-  std::string data;
-  Http1Client* self = nullptr;
-};
-
 Http1Client* Http1Client::start(uv_loop_t* loop, const TlsContext* tls, Http1Request request,
                                 Done done) {
   auto* c = new Http1Client(loop, tls, std::move(request), std::move(done));
@@ -321,181 +315,99 @@ void Http1Client::on_connected(int status, uv_tcp_t* tcp, const std::string& err
     finish(Http1Failure::connect, error.empty() ? std::string(uv_strerror(status)) : error);
     return;
   }
-  tcp_ = tcp;
-  tcp_->data = this;
+  stream_ = TlsStream::attach(loop_, tcp, tls_ctx_, this);
   ++open_;
-  int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(tcp_), &Http1Client::alloc_cb, &Http1Client::read_cb);
-  if (rc != 0) {
-    finish(Http1Failure::connect, std::string("read_start: ") + uv_strerror(rc));
-    return;
-  }
-  if (tls_ctx_ == nullptr) {
+  phase_ = tls_ctx_ == nullptr ? Phase::exchanging : Phase::handshaking;
+  stream_->start(req_.host);  // a failure finishes us through on_stream_error
+  if (tls_ctx_ == nullptr && phase_ == Phase::exchanging) send_request();
+}
+
+void Http1Client::on_stream_ready() {
+  // `done` may throw: then it is not called again (cancel), and nothing reaches libuv.
+  try {
+    if (phase_ != Phase::handshaking) return;
+    alpn_ = stream_->tls()->alpn();
+    if (alpn_ == "h2") {
+      // RFC 7301 §3.2: the server's choice binds the connection; we would have to speak HTTP/2.
+      finish(Http1Failure::h2_selected, "server selected ALPN h2");
+      return;
+    }
+    if (!alpn_.empty() && alpn_ != "http/1.1") {
+      finish(Http1Failure::protocol, "server selected ALPN '" + alpn_ + "'");
+      return;
+    }
+    // http/1.1, or no ALPN at all: a server without ALPN speaks HTTP/1.1 over TLS (RFC 2818).
     phase_ = Phase::exchanging;
     send_request();
-    return;
-  }
-  phase_ = Phase::handshaking;
-  tls_ = std::make_unique<TlsSession>(*tls_ctx_, req_.host);
-  if (tls_->handshake() == TlsStatus::error) {
-    finish(Http1Failure::tls, "tls: " + tls_->error());
-    return;
-  }
-  flush_tls();
-}
-
-void Http1Client::alloc_cb(uv_handle_t* h, size_t, uv_buf_t* buf) noexcept {
-  auto* self = static_cast<Http1Client*>(h->data);
-  buf->base = self->read_buf_;
-  buf->len = sizeof self->read_buf_;
-}
-
-void Http1Client::read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept {
-  auto* self = static_cast<Http1Client*>(s->data);
-  try {
-    self->on_read(nread, buf);
   } catch (...) {
-    self->cancel();  // `done` may be what threw; do not call it again
+    cancel();
   }
 }
 
-void Http1Client::on_read(ssize_t nread, const uv_buf_t* buf) {
-  if (phase_ == Phase::finished || nread == 0) return;
-  if (nread < 0) {
-    if (nread == UV_EOF) {
-      on_eof();
-    } else {
-      finish(Http1Failure::closed, std::string("read: ") + uv_strerror(static_cast<int>(nread)));
+void Http1Client::on_stream_error(StreamFailure kind, const std::string& message) {
+  // `done` may throw: then it is not called again (cancel), and nothing reaches libuv.
+  try {
+    switch (kind) {
+      case StreamFailure::start: finish(Http1Failure::connect, message); return;
+      case StreamFailure::read:
+      case StreamFailure::write: finish(Http1Failure::closed, message); return;
+      case StreamFailure::tls: finish(Http1Failure::tls, message); return;
+      case StreamFailure::certificate: finish(Http1Failure::certificate, message); return;
     }
-    return;
+  } catch (...) {
+    cancel();
   }
-  if (!tls_) {
-    on_plaintext(buf->base, static_cast<size_t>(nread));
-    return;
-  }
-  if (!tls_->feed(buf->base, static_cast<size_t>(nread))) {
-    finish(Http1Failure::tls, "tls: " + tls_->error());
-    return;
-  }
-  plain_.clear();
-  TlsStatus st = tls_->read(plain_);
-  flush_tls();
-  if (phase_ == Phase::finished) return;
-  if (st == TlsStatus::error) {
-    const std::string& e = tls_->error();
-    bool cert = e.rfind("certificate verify failed", 0) == 0;
-    finish(cert ? Http1Failure::certificate : Http1Failure::tls, "tls: " + e);
-    return;
-  }
-  if (phase_ == Phase::handshaking && tls_->handshake_done()) {
-    on_handshake_done();
-    if (phase_ == Phase::finished) return;
-  }
-  if (!plain_.empty()) {
-    std::string in;
-    in.swap(plain_);
-    on_plaintext(in.data(), in.size());
-    if (phase_ == Phase::finished) return;
-  }
-  if (tls_->peer_closed()) on_eof();
 }
 
-void Http1Client::on_handshake_done() {
-  const std::string& alpn = tls_->alpn();
-  if (alpn == "h2") {
-    // RFC 7301 §3.2: the server's choice binds the connection; we would have to speak HTTP/2.
-    finish(Http1Failure::h2_selected, "server selected ALPN h2");
-    return;
-  }
-  if (!alpn.empty() && alpn != "http/1.1") {
-    finish(Http1Failure::protocol, "server selected ALPN '" + alpn + "'");
-    return;
-  }
-  // http/1.1, or no ALPN at all: a server without ALPN speaks HTTP/1.1 over TLS (RFC 2818).
-  phase_ = Phase::exchanging;
-  send_request();
+void Http1Client::on_stream_closed() {
+  stream_ = nullptr;
+  --open_;
+  maybe_free();
 }
 
 void Http1Client::send_request() {
   std::string bytes;
   bytes.swap(request_bytes_);  // also drops our copy of the assertion early
-  if (!tls_) {
-    write_raw(std::move(bytes));
-    return;
-  }
-  if (tls_->write(bytes) == TlsStatus::error) {
-    finish(Http1Failure::tls, "tls: " + tls_->error());
-    return;
-  }
-  flush_tls();
+  stream_->write(bytes);       // a failure finishes us through on_stream_error
 }
 
-void Http1Client::on_plaintext(const char* data, size_t len) {
-  if (phase_ != Phase::exchanging) {
-    finish(Http1Failure::protocol, "data from the server before the request was sent");
-    return;
-  }
-  switch (parser_->feed(data, len)) {
-    case Http1ResponseParser::State::reading: return;
-    case Http1ResponseParser::State::complete: finish(Http1Failure::none, {}); return;
-    case Http1ResponseParser::State::failed:
-      finish(parser_->too_large() ? Http1Failure::too_large : Http1Failure::protocol, parser_->error());
-      return;
-  }
-}
-
-void Http1Client::on_eof() {
-  if (phase_ != Phase::exchanging) {
-    finish(Http1Failure::closed, std::string("connection closed by the server ") +
-                                     phase_text(phase_));
-    return;
-  }
-  if (parser_->finish() == Http1ResponseParser::State::complete) {
-    finish(Http1Failure::none, {});
-  } else {
-    finish(Http1Failure::closed, parser_->error());
-  }
-}
-
-void Http1Client::flush_tls() {
-  if (!tls_ || !tcp_) return;
-  while (tls_->pending_output() > 0 && phase_ != Phase::finished) {
-    std::string out;
-    tls_->take_output(out);
-    if (out.empty()) break;
-    if (!write_raw(std::move(out))) return;
-  }
-}
-
-bool Http1Client::write_raw(std::string data) {
-  if (!tcp_ || uv_is_closing(reinterpret_cast<uv_handle_t*>(tcp_))) return false;
-  auto* w = new WriteReq();
-  w->data = std::move(data);
-  w->self = this;
-  w->req.data = w;
-  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  ++open_;  // the request keeps the object alive until its callback
-  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &b, 1, &Http1Client::write_cb);
-  if (rc != 0) {
-    --open_;
-    delete w;
-    if (phase_ != Phase::finished) finish(Http1Failure::closed, std::string("write: ") + uv_strerror(rc));
-    return false;
-  }
-  return true;
-}
-
-void Http1Client::write_cb(uv_write_t* req, int status) noexcept {
-  auto* w = static_cast<WriteReq*>(req->data);
-  Http1Client* self = w->self;
-  delete w;
-  --self->open_;
+void Http1Client::on_stream_data(const char* data, size_t len) {
+  // `done` may throw: then it is not called again (cancel), and nothing reaches libuv.
   try {
-    if (status != 0 && self->phase_ != Phase::finished)
-      self->finish(Http1Failure::closed, std::string("write: ") + uv_strerror(status));
+    if (phase_ == Phase::finished) return;
+    if (phase_ != Phase::exchanging) {
+      finish(Http1Failure::protocol, "data from the server before the request was sent");
+      return;
+    }
+    switch (parser_->feed(data, len)) {
+      case Http1ResponseParser::State::reading: return;
+      case Http1ResponseParser::State::complete: finish(Http1Failure::none, {}); return;
+      case Http1ResponseParser::State::failed:
+        finish(parser_->too_large() ? Http1Failure::too_large : Http1Failure::protocol, parser_->error());
+        return;
+    }
   } catch (...) {
-    self->cancel();
+    cancel();
   }
-  self->maybe_free();
+}
+
+void Http1Client::on_stream_eof(bool) {
+  // `done` may throw: then it is not called again (cancel), and nothing reaches libuv.
+  try {
+    if (phase_ == Phase::finished) return;
+    if (phase_ != Phase::exchanging) {
+      finish(Http1Failure::closed, std::string("connection closed by the server ") +
+                                       phase_text(phase_));
+      return;
+    }
+    if (parser_->finish() == Http1ResponseParser::State::complete) {
+      finish(Http1Failure::none, {});
+    } else {
+      finish(Http1Failure::closed, parser_->error());
+    }
+  } catch (...) {
+    cancel();
+  }
 }
 
 void Http1Client::finish(Http1Failure failure, std::string error) {
@@ -504,7 +416,7 @@ void Http1Client::finish(Http1Failure failure, std::string error) {
   Http1Response r;
   r.failure = failure;
   r.error = std::move(error);
-  if (tls_) r.alpn = tls_->alpn();
+  r.alpn = alpn_;
   if (failure == Http1Failure::none) {
     r.status = parser_->status();
     r.headers = parser_->headers();
@@ -538,30 +450,9 @@ void Http1Client::shut_down() {
       self->maybe_free();
     });
   }
-  if (tcp_ != nullptr && !uv_is_closing(reinterpret_cast<uv_handle_t*>(tcp_))) {
-    // Best effort close_notify (RFC 8446 §6.1); pending writes are cancelled by uv_close.
-    if (tls_ && tls_->handshake_done() && !tls_->failed()) {
-      tls_->close_notify();
-      std::string out;
-      while (tls_->pending_output() > 0) {
-        size_t before = out.size();
-        tls_->take_output(out);
-        if (out.size() == before) break;
-      }
-      if (!out.empty()) write_raw(std::move(out));
-    }
-    uv_read_stop(reinterpret_cast<uv_stream_t*>(tcp_));
-    uv_close(reinterpret_cast<uv_handle_t*>(tcp_), [](uv_handle_t* h) noexcept {
-      auto* self = static_cast<Http1Client*>(h->data);
-      delete reinterpret_cast<uv_tcp_t*>(h);
-      self->tcp_ = nullptr;
-      --self->open_;
-      self->maybe_free();
-    });
-  }
-  // Nothing reads TLS state after this; freeing the session now means it never outlives the
-  // caller's TlsContext, which `done` (or the owner after cancel()) may destroy.
-  tls_.reset();
+  // Best effort close_notify (RFC 8446 §6.1); the stream drops its TLS session at once, so it
+  // never outlives the caller's TlsContext, which `done` (or the owner after cancel()) may destroy.
+  if (stream_ != nullptr) stream_->close();
 }
 
 void Http1Client::maybe_free() {

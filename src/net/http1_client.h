@@ -21,11 +21,11 @@
 #include <vector>
 
 #include "http/message.h"
+#include "net/tls_stream.h"
 
 namespace aloha::net {
 
 class TlsContext;
-class TlsSession;
 class Connector;
 
 // ---- sans-I/O -------------------------------------------------------------------------------
@@ -129,7 +129,7 @@ struct Http1Response {
   std::string error;                  // human-readable when failure != none (never body content)
 };
 
-class Http1Client {
+class Http1Client : private StreamListener {
  public:
   using Done = std::function<void(const Http1Response& response)>;
 
@@ -146,26 +146,23 @@ class Http1Client {
 
  private:
   enum class Phase { connecting, handshaking, exchanging, finished };
-  struct WriteReq;
   Http1Client(uv_loop_t* loop, const TlsContext* tls, Http1Request request, Done done);
-  ~Http1Client();
+  ~Http1Client() override;
 
   void on_connected(int status, uv_tcp_t* tcp, const std::string& error);
-  void on_read(ssize_t nread, const uv_buf_t* buf);
-  void on_handshake_done();
-  void on_plaintext(const char* data, size_t len);
-  void on_eof();
   void send_request();
-  void flush_tls();
-  bool write_raw(std::string data);
   void finish(Http1Failure failure, std::string error);
   void shut_down();
   void maybe_free();
   static const char* phase_text(Phase p);
 
-  static void alloc_cb(uv_handle_t* h, size_t suggested, uv_buf_t* buf) noexcept;
-  static void read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept;
-  static void write_cb(uv_write_t* req, int status) noexcept;
+  // StreamListener: the TLS transport's events.
+  void on_stream_ready() override;
+  void on_stream_data(const char* data, size_t len) override;
+  void on_stream_eof(bool close_notify) override;
+  void on_stream_error(StreamFailure kind, const std::string& message) override;
+  void on_stream_closed() override;
+
   static void timer_cb(uv_timer_t* t) noexcept;
 
   uv_loop_t* loop_;
@@ -177,13 +174,11 @@ class Http1Client {
   Http1Failure early_failure_ = Http1Failure::none;  // set by start(); reported from the timer
   std::string early_error_;
   Connector* connector_ = nullptr;
-  uv_tcp_t* tcp_ = nullptr;
+  TlsStream* stream_ = nullptr;  // TCP (+ TLS) once connected; frees itself after close()
+  std::string alpn_;             // kept from the handshake: the stream drops its session on close
   uv_timer_t timer_{};
-  int open_ = 0;  // timer + tcp + in-flight writes + connector; the last one to finish frees us
-  std::unique_ptr<TlsSession> tls_;
+  int open_ = 0;  // timer + stream; the last one to finish frees us
   std::unique_ptr<Http1ResponseParser> parser_;
-  char read_buf_[16 * 1024];
-  std::string plain_;
 };
 
 }  // namespace aloha::net

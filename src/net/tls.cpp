@@ -245,10 +245,19 @@ struct TlsSession::Impl {
     std::memcpy(buf, self->in.data() + self->in_off, n);
     self->in_off += n;
     if (self->in_off == self->in.size()) {
-      self->in.clear();
+      release_if_drained(self->in);
       self->in_off = 0;
     }
     return static_cast<int>(n);
+  }
+
+  // Empties a drained queue, giving its memory back when a burst grew it past kKeepCapacity.
+  static void release_if_drained(std::string& buf) {
+    if (buf.capacity() > TlsSession::kKeepCapacity) {
+      std::string().swap(buf);
+    } else {
+      buf.clear();
+    }
   }
 
   void fail(std::string text) {
@@ -315,7 +324,7 @@ struct TlsSession::Impl {
       }
     }
     if (plain_off == plain.size()) {
-      plain.clear();
+      release_if_drained(plain);
       plain_off = 0;
     } else if (plain_off > (64u << 10) && plain_off * 2 > plain.size()) {
       plain.erase(0, plain_off);
@@ -388,6 +397,8 @@ size_t TlsSession::write_capacity() const {
   size_t pending = pending_plaintext();
   return pending >= kMaxPendingPlaintext ? 0 : kMaxPendingPlaintext - pending;
 }
+
+size_t TlsSession::buffer_capacity() const { return impl_->in.capacity() + impl_->plain.capacity(); }
 
 size_t TlsSession::pending_plaintext() const { return impl_->plain.size() - impl_->plain_off; }
 

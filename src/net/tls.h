@@ -67,6 +67,11 @@ class TlsSession {
   static constexpr size_t kMaxInput = 4u << 20;
   static constexpr size_t kMaxPendingPlaintext = 4u << 20;
   static constexpr size_t kOutputHighWater = 256u << 10;
+  // Drained input/plaintext queues keep at most this capacity: a burst does not pin its peak
+  // (up to the bounds above) in every session for the connection's lifetime.
+  static constexpr size_t kKeepCapacity = 32u << 10;
+  // Capacity currently held by the input and plaintext queues (diagnostics and tests).
+  size_t buffer_capacity() const;
 
   // sni_hostname: client only — sent as SNI and matched against the server certificate (DNS
   // names only: mbedTLS 2.28 cannot match IP addresses). Required when the context verifies.

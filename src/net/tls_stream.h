@@ -1,0 +1,127 @@
+// TlsStream: one connected uv_tcp_t with TLS on top (or cleartext, for tests): drives the
+// handshake, turns socket reads into plaintext events, encrypts writes into a bounded queue of
+// uv_write requests, and closes (best-effort close_notify) in two phases. The one TLS-over-libuv
+// transport under h2::Connection and net::Http1Client; the protocol above it stays theirs.
+//
+// Lifetime (architecture.md): heap-allocated by attach(); close() is idempotent, drops the TLS
+// session at once (so it never outlives the caller's TlsContext), closes the socket, and once
+// libuv has finished with the handle and every write request the stream calls
+// StreamListener::on_stream_closed() and deletes itself. Listener callbacks never run inside
+// attach(), write() or close() (start() may report a failure before it returns); after close()
+// only on_stream_closed() runs.
+#pragma once
+#include <uv.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace aloha::net {
+
+class TlsContext;
+class TlsSession;
+
+enum class StreamFailure {
+  start,        // uv_read_start failed
+  read,         // the socket read failed (not EOF)
+  write,        // uv_write failed
+  tls,          // TLS record or handshake failure, or a TLS buffer bound
+  certificate,  // the peer's certificate failed verification (chain or host name)
+};
+
+// Events from a stream to its owner; all on the loop thread.
+class StreamListener {
+ public:
+  virtual ~StreamListener() = default;
+  // TLS handshake done (alpn() is valid). Not called for a cleartext stream, which is ready at
+  // once. Plaintext that arrived in the same read follows in on_stream_data().
+  virtual void on_stream_ready() = 0;
+  // Decrypted bytes; only valid during the call.
+  virtual void on_stream_data(const char* data, size_t len) = 0;
+  // The peer ended the stream: TCP EOF, or a TLS close_notify (after the data before it).
+  virtual void on_stream_eof(bool close_notify) = 0;
+  // The stream failed; `message` is "read: …", "write: …" or "tls: …". Close it.
+  virtual void on_stream_error(StreamFailure kind, const std::string& message) = 0;
+  // A write request completed: queued_bytes() went down.
+  virtual void on_stream_written() {}
+  // Last event: the stream is deleted right after this returns.
+  virtual void on_stream_closed() = 0;
+};
+
+struct TlsStreamOptions {
+  // Ciphertext in uv_write requests not yet completed, above which can_write() says no.
+  size_t max_write_buffer = 4u << 20;
+};
+
+class TlsStream {
+ public:
+  // Takes over a connected tcp (allocated with new, as Connector hands it out; it is closed and
+  // deleted by the stream). tls == nullptr: cleartext. tls must stay alive until close().
+  static TlsStream* attach(uv_loop_t* loop, uv_tcp_t* tcp, const TlsContext* tls,
+                           StreamListener* listener, TlsStreamOptions options = {});
+  // Starts reading and, with TLS, the client handshake (SNI and the certificate name:
+  // `hostname`). A failure is reported through on_stream_error() before this returns.
+  void start(std::string_view hostname);
+
+  // Queues plaintext: encrypted (or, cleartext, copied) and handed to uv_write. false once the
+  // stream failed or is closed (an error event follows for a failure). Check can_write() first
+  // to respect the bound; write() itself only fails on the TLS plaintext hard limit.
+  bool write(std::string_view plaintext);
+  // Room for at least a full TLS record of plaintext, and the socket queue below its bound.
+  bool can_write() const;
+  size_t queued_bytes() const { return queued_bytes_; }
+  // uv_now() of the last socket read (any bytes, also a partial TLS record); 0 before one.
+  uint64_t last_read_ms() const { return last_read_ms_; }
+
+  bool handshake_done() const;
+  bool is_tls() const { return tls_ctx_ != nullptr; }
+  // The TLS session while open (nullptr for cleartext or after close()).
+  const TlsSession* tls() const { return tls_.get(); }
+
+  // Best-effort close_notify and pending ciphertext, then closes the socket. Idempotent.
+  // on_stream_closed() follows from the loop; set_listener(nullptr) first to get no events.
+  void close();
+  void set_listener(StreamListener* listener) { listener_ = listener; }
+
+  TlsStream(const TlsStream&) = delete;
+  TlsStream& operator=(const TlsStream&) = delete;
+
+  // Capacity kept by the per-stream plaintext scratch across reads; above it, the buffer is
+  // given back after the read (a burst does not pin its peak).
+  static constexpr size_t kKeepScratch = 16u << 10;
+  size_t scratch_capacity() const { return plain_.capacity(); }
+
+ private:
+  struct WriteReq;
+  TlsStream(uv_loop_t* loop, uv_tcp_t* tcp, const TlsContext* tls, StreamListener* listener,
+            TlsStreamOptions options);
+  ~TlsStream();
+
+  void on_read(ssize_t nread, const uv_buf_t* buf);
+  void flush_tls();
+  bool write_raw(std::string data);
+  void fail(StreamFailure kind, std::string message);
+  void fail_tls();
+  void maybe_free();
+
+  static void alloc_cb(uv_handle_t* h, size_t suggested, uv_buf_t* buf) noexcept;
+  static void read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept;
+  static void write_cb(uv_write_t* req, int status) noexcept;
+
+  uv_loop_t* loop_;
+  uv_tcp_t* tcp_;
+  const TlsContext* tls_ctx_;
+  StreamListener* listener_;
+  TlsStreamOptions opt_;
+  std::unique_ptr<TlsSession> tls_;
+  int open_ = 0;              // tcp + write requests; the last one to finish frees us
+  bool closed_ = false;
+  bool failed_ = false;
+  size_t queued_bytes_ = 0;
+  uint64_t last_read_ms_ = 0;
+  std::string plain_;         // scratch: decrypted bytes of one read
+};
+
+}  // namespace aloha::net
