@@ -155,7 +155,7 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
   if (rows.size() > plan_inline.size()) plan_heap.resize(rows.size());
   std::span<RowPlan> plan = rows.size() > plan_inline.size() ? std::span<RowPlan>(plan_heap)
                                                               : std::span<RowPlan>(plan_inline.data(), rows.size());
-  std::vector<int64_t> delete_ids;
+  std::vector<size_t> delete_at;  // indexes into rows
   auto same = [&](size_t a, size_t b) {
     return rows[a].kind == rows[b].kind && same_token(rows[a].kind, rows[a].token, rows[b].token);
   };
@@ -174,16 +174,16 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
       if (!same(i, j)) continue;
       if (group_has_uuid && !rows[j].user_uuid) {
         plan[j].gone = true;
-        delete_ids.push_back(rows[j].id);
+        delete_at.push_back(j);
       } else if (!kept) {
         plan[j].send = true;  // one row per distinct (kind, token)
         kept = true;
       }
     }
   }
-  if (!delete_ids.empty()) {
+  if (!delete_at.empty()) {
     svc.store.db().write([&] {
-      for (int64_t d : delete_ids) svc.store.devices().delete_by_id(d);
+      for (size_t j : delete_at) svc.store.devices().delete_row(rows[j]);
     });
   }
   int64_t n_android = 0, n_apple = 0;

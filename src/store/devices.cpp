@@ -8,10 +8,15 @@
 namespace aloha::store {
 namespace {
 
-constexpr const char* kCols =
-    "id, server_id, kind, token, ios_app_id, user_id, user_uuid, realm_id, registered_ms";
+// Schema v2 (schema.cpp): legacy_devices, clustered by (server_id, identity, kind, token_norm).
+// identity is the user_id (INTEGER) of an id-keyed row, the lowercase user_uuid (TEXT) of a
+// uuid-keyed one; token is NULL when it equals token_norm.
+constexpr const char* kCols = "kind, token_norm, token, ios_app_id, realm_id, registered_ms";
+constexpr const char* kKey = "server_id = ?1 AND identity = ?2 AND kind = ?3 AND token_norm = ?4";
 
-std::string sel(const char* where) { return std::string("SELECT ") + kCols + " FROM devices WHERE " + where; }
+std::string sel(const char* where) {
+  return std::string("SELECT ") + kCols + " FROM legacy_devices WHERE " + where;
+}
 
 // normalize_token(kind, token) == norm, without building the string.
 bool token_is(int kind, std::string_view token, std::string_view norm) {
@@ -25,18 +30,44 @@ bool token_is(int kind, std::string_view token, std::string_view norm) {
   return true;
 }
 
-DeviceRow row_of(Stmt& s) {
+// One identity of a row: exactly one of uid / uuid (lowercase).
+struct Ident {
+  std::optional<int64_t> uid;
+  std::string_view uuid;
+};
+
+void bind_ident(Stmt& s, const Ident& id) {
+  if (id.uid)
+    s.bind(2, *id.uid);
+  else
+    s.bind(2, id.uuid);
+}
+
+// The key columns are not read back: the query bound them (server, identity) or they follow from
+// the others (token_norm from token).
+DeviceRow row_of(Stmt& s, int64_t server, const Ident& id) {
   DeviceRow r;
-  r.id = s.col_int(0);
-  r.server_id = s.col_int(1);
-  r.kind = static_cast<int>(s.col_int(2));
-  r.token = s.col_text(3);
-  r.ios_app_id = s.col_opt_text(4);
-  r.user_id = s.col_opt_int(5);
-  r.user_uuid = s.col_opt_text(6);
-  r.realm_id = s.col_opt_int(7);
-  r.registered_ms = s.col_int(8);
+  r.server_id = server;
+  r.kind = static_cast<int>(s.col_int(0));
+  r.token = s.is_null(2) ? s.col_text(1) : s.col_text(2);
+  r.ios_app_id = s.col_opt_text(3);
+  if (id.uid)
+    r.user_id = id.uid;
+  else
+    r.user_uuid = std::string(id.uuid);
+  r.realm_id = s.col_opt_int(4);
+  r.registered_ms = s.col_int(5);
   return r;
+}
+
+void read_rows(Stmt& s, int64_t server, const Ident& id, std::vector<DeviceRow>& out) {
+  int n = 0;
+  while (s.step()) {
+    out.push_back(row_of(s, server, id));
+    ++n;
+  }
+  if (n >= kMaxDevicesPerIdentity)
+    LOG_WARN("store: identity query hit the limit of %d devices", kMaxDevicesPerIdentity);
 }
 
 }  // namespace
@@ -53,36 +84,22 @@ std::string normalize_token(int kind, std::string_view token) {
   return kind == kKindApns ? ascii_lower(token) : std::string(token);
 }
 
-// Every lookup below names the identity column with "= ?", which implies IS NOT NULL, so SQLite
-// uses the partial unique indexes devices_by_uuid / devices_by_user_id.
+// Every statement names the primary key's leading columns (one descent of legacy_devices), except
+// del_dead_, which goes through devices_by_token (kind, token_norm).
 Devices::Devices(Database& db)
     : db_(db),
-      by_uuid_(db.handle(), sel("server_id = ?1 AND user_uuid = ?2 LIMIT ?3")),
-      by_uid_(db.handle(), sel("server_id = ?1 AND user_id = ?2 LIMIT ?3")),
-      tok_by_uuid_(db.handle(), sel("server_id = ?1 AND user_uuid = ?2 AND kind = ?3 AND token_norm = ?4")),
-      tok_by_uid_(db.handle(), sel("server_id = ?1 AND user_id = ?2 AND kind = ?3 AND token_norm = ?4")),
-      id_by_uuid_tok_(db.handle(),
-                      "SELECT id FROM devices WHERE server_id = ?1 AND user_uuid = ?2 AND kind = ?3 AND "
-                      "token_norm = ?4"),
-      id_by_uid_tok_(db.handle(),
-                     "SELECT id FROM devices WHERE server_id = ?1 AND user_id = ?2 AND kind = ?3 AND "
-                     "token_norm = ?4"),
+      by_identity_(db.handle(), sel("server_id = ?1 AND identity = ?2 LIMIT ?3")),
+      by_key_(db.handle(), sel(kKey)),
       // Never backwards: the 410 rule compares against the latest registration (upstreams.md).
-      refresh_(db.handle(), "UPDATE devices SET registered_ms = max(registered_ms, ?2) WHERE id = ?1"),
+      refresh_(db.handle(), std::string("UPDATE legacy_devices SET registered_ms = max(registered_ms, ?5) WHERE ") +
+                                kKey),
       insert_(db.handle(),
-              "INSERT INTO devices (server_id, kind, token, token_norm, ios_app_id, user_id, user_uuid, "
-              "realm_id, registered_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-      del_uuid_tok_(db.handle(),
-                    "DELETE FROM devices WHERE server_id = ?1 AND user_uuid = ?2 AND kind = ?3 AND "
-                    "token_norm = ?4"),
-      del_uid_tok_(db.handle(),
-                   "DELETE FROM devices WHERE server_id = ?1 AND user_id = ?2 AND kind = ?3 AND "
-                   "token_norm = ?4"),
-      del_all_uuid_(db.handle(), "DELETE FROM devices WHERE server_id = ?1 AND user_uuid = ?2"),
-      del_all_uid_(db.handle(), "DELETE FROM devices WHERE server_id = ?1 AND user_id = ?2"),
-      del_id_(db.handle(), "DELETE FROM devices WHERE id = ?1"),
-      del_dead_(db.handle(), "DELETE FROM devices WHERE kind = ?1 AND token_norm = ?2 AND registered_ms < ?3"),
-      by_id_(db.handle(), sel("id = ?1")),
+              "INSERT INTO legacy_devices (server_id, identity, kind, token_norm, token, ios_app_id, realm_id, "
+              "registered_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+      del_key_(db.handle(), std::string("DELETE FROM legacy_devices WHERE ") + kKey),
+      del_all_(db.handle(), "DELETE FROM legacy_devices WHERE server_id = ?1 AND identity = ?2"),
+      del_dead_(db.handle(),
+                "DELETE FROM legacy_devices WHERE kind = ?1 AND token_norm = ?2 AND registered_ms < ?3"),
       log_(kDeviceChangeLogSize) {}
 
 Devices::Change& Devices::log_change(ChangeKind kind) {
@@ -108,8 +125,8 @@ RowsUpdate Devices::update_rows(uint64_t since, int64_t server, std::optional<in
   if (since == generation_) return RowsUpdate::unchanged;
   // Why this is exact: rows only change through the calls logged here. A registration or
   // unregistration of this identity (the OR rule: same server and same user_id or user_uuid) may
-  // add rows or refresh registered_ms, so it is read again. Dead-token and by-id deletions only
-  // remove rows, and which ones is decided by the row alone (kind, token, registered_ms; id), so
+  // add rows or refresh registered_ms, so it is read again. Dead-token and by-key deletions only
+  // remove rows, and which ones is decided by the row alone (kind, token, registered_ms; key), so
   // applying the same test to the rows kept in memory gives what a re-read would, in any order.
   bool reread = since < log_floor_ || since > generation_;
   for (uint64_t g = since + 1; !reread && g <= generation_; ++g) {
@@ -128,44 +145,34 @@ RowsUpdate Devices::update_rows(uint64_t since, int64_t server, std::optional<in
       std::erase_if(rows, [&](const DeviceRow& r) {
         return r.kind == c.token_kind && r.registered_ms < c.before_ms && token_is(r.kind, r.token, c.token_norm);
       });
-    } else if (c.kind == ChangeKind::row_id) {
-      std::erase_if(rows, [&](const DeviceRow& r) { return r.id == c.row_id; });
+    } else if (c.kind == ChangeKind::row) {
+      std::erase_if(rows, [&](const DeviceRow& r) {
+        const bool same_identity = r.user_uuid ? c.has_uuid && *r.user_uuid == c.uuid : !c.has_uuid && r.user_id == c.uid;
+        return r.server_id == c.server && r.kind == c.token_kind && same_identity &&
+               token_is(r.kind, r.token, c.token_norm);
+      });
     }
   }
   return rows.size() == before ? RowsUpdate::unchanged : RowsUpdate::applied;
 }
 
-void Devices::read_rows(Stmt& s, std::vector<DeviceRow>& out) {
-  int n = 0;
-  while (s.step()) {
-    out.push_back(row_of(s));
-    ++n;
-  }
-  if (n >= kMaxDevicesPerIdentity)
-    LOG_WARN("store: identity query hit the limit of %d devices", kMaxDevicesPerIdentity);
-}
-
 std::vector<DeviceRow> Devices::for_identity(int64_t server, std::optional<int64_t> uid,
                                              std::optional<std::string_view> uuid) {
   std::vector<DeviceRow> out;
-  // Two index range scans instead of one OR query: each row has exactly one identity, so the
-  // two results are disjoint.
+  // Two range scans of the primary key instead of one OR query: each row has exactly one
+  // identity, so the two results are disjoint.
+  auto scan = [&](const Ident& id) {
+    auto u = by_identity_.use();
+    by_identity_.bind(1, server);
+    bind_ident(by_identity_, id);
+    by_identity_.bind(3, kMaxDevicesPerIdentity);
+    read_rows(by_identity_, server, id, out);
+  };
   if (uuid) {
-    std::string lower = ascii_lower(*uuid);
-    auto u = by_uuid_.use();
-    by_uuid_.bind(1, server);
-    by_uuid_.bind(2, std::string_view(lower));
-    by_uuid_.bind(3, kMaxDevicesPerIdentity);
-    read_rows(by_uuid_, out);
+    const std::string lower = ascii_lower(*uuid);
+    scan(Ident{std::nullopt, lower});
   }
-  if (uid) {
-    auto u = by_uid_.use();
-    by_uid_.bind(1, server);
-    by_uid_.bind(2, *uid);
-    by_uid_.bind(3, kMaxDevicesPerIdentity);
-    read_rows(by_uid_, out);
-  }
-  std::sort(out.begin(), out.end(), [](const DeviceRow& a, const DeviceRow& b) { return a.id < b.id; });
+  if (uid) scan(Ident{uid, {}});
   return out;
 }
 
@@ -177,62 +184,53 @@ RegisterResult Devices::register_device(const DeviceRegistration& reg) {
   // Logged whatever the outcome: readers of this identity re-read (a failed write costs them a
   // read, never a stale answer).
   log_identity(reg.server_id, reg.user_id, uuid ? std::optional<std::string_view>(*uuid) : std::nullopt);
+  const Ident id = uuid ? Ident{std::nullopt, *uuid} : Ident{reg.user_id, {}};
   return db_.write([&] {
     bool migrated = false;
     if (uuid && reg.user_id) {
       // Migration of old registrations (api.md push/register): the id-keyed row for this token
       // gives way to the uuid-keyed one.
-      auto u = del_uid_tok_.use();
-      del_uid_tok_.bind(1, reg.server_id);
-      del_uid_tok_.bind(2, *reg.user_id);
-      del_uid_tok_.bind(3, reg.kind);
-      del_uid_tok_.bind(4, std::string_view(norm));
-      migrated = del_uid_tok_.exec() > 0;
-    }
-    Stmt& find = uuid ? id_by_uuid_tok_ : id_by_uid_tok_;
-    std::optional<int64_t> existing;
-    {
-      auto u = find.use();
-      find.bind(1, reg.server_id);
-      if (uuid)
-        find.bind(2, std::string_view(*uuid));
-      else
-        find.bind(2, *reg.user_id);
-      find.bind(3, reg.kind);
-      find.bind(4, std::string_view(norm));
-      if (find.step()) existing = find.col_int(0);
+      auto u = del_key_.use();
+      del_key_.bind(1, reg.server_id);
+      bind_ident(del_key_, Ident{reg.user_id, {}});
+      del_key_.bind(3, reg.kind);
+      del_key_.bind(4, std::string_view(norm));
+      migrated = del_key_.exec() > 0;
     }
     RegisterResult res;
-    if (existing) {
-      // Zulip leaves an existing row's ios_app_id and realm as they are; only the time moves.
+    // Refresh first: re-registration is the common case and then costs one statement; a new
+    // row costs the UPDATE's (missing) descent plus the INSERT.
+    int refreshed = 0;
+    {
       auto u = refresh_.use();
-      refresh_.bind(1, *existing);
-      refresh_.bind(2, reg.now_ms);
-      refresh_.exec();
+      refresh_.bind(1, reg.server_id);
+      bind_ident(refresh_, id);
+      refresh_.bind(3, reg.kind);
+      refresh_.bind(4, std::string_view(norm));
+      refresh_.bind(5, reg.now_ms);
+      refreshed = refresh_.exec();
+    }
+    if (refreshed > 0) {
+      // Zulip leaves an existing row's ios_app_id and realm as they are; only the time moves.
       res.outcome = RegisterOutcome::refreshed;
-      res.device_id = *existing;
     } else {
       auto u = insert_.use();
       insert_.bind(1, reg.server_id);
-      insert_.bind(2, reg.kind);
-      insert_.bind(3, std::string_view(reg.token));
+      bind_ident(insert_, id);
+      insert_.bind(3, reg.kind);
       insert_.bind(4, std::string_view(norm));
-      if (reg.ios_app_id)
-        insert_.bind(5, std::string_view(*reg.ios_app_id));
+      if (reg.token != norm)
+        insert_.bind(5, std::string_view(reg.token));
       else
         insert_.bind_null(5);
-      if (uuid) {
+      if (reg.ios_app_id)
+        insert_.bind(6, std::string_view(*reg.ios_app_id));
+      else
         insert_.bind_null(6);
-        insert_.bind(7, std::string_view(*uuid));
-      } else {
-        insert_.bind(6, *reg.user_id);
-        insert_.bind_null(7);
-      }
-      insert_.bind(8, reg.realm_id);
-      insert_.bind(9, reg.now_ms);
+      insert_.bind(7, reg.realm_id);
+      insert_.bind(8, reg.now_ms);
       insert_.exec();
       res.outcome = RegisterOutcome::created;
-      res.device_id = sqlite3_last_insert_rowid(db_.handle());
     }
     if (migrated) res.outcome = RegisterOutcome::migrated;
     return res;
@@ -245,23 +243,19 @@ int Devices::unregister(int64_t server, int kind, std::string_view token, std::o
   const std::string norm = normalize_token(kind, token);
   return db_.write([&] {
     int n = 0;
+    auto del = [&](const Ident& id) {
+      auto u = del_key_.use();
+      del_key_.bind(1, server);
+      bind_ident(del_key_, id);
+      del_key_.bind(3, kind);
+      del_key_.bind(4, std::string_view(norm));
+      n += del_key_.exec();
+    };
     if (uuid) {
-      std::string lower = ascii_lower(*uuid);
-      auto u = del_uuid_tok_.use();
-      del_uuid_tok_.bind(1, server);
-      del_uuid_tok_.bind(2, std::string_view(lower));
-      del_uuid_tok_.bind(3, kind);
-      del_uuid_tok_.bind(4, std::string_view(norm));
-      n += del_uuid_tok_.exec();
+      const std::string lower = ascii_lower(*uuid);
+      del(Ident{std::nullopt, lower});
     }
-    if (uid) {
-      auto u = del_uid_tok_.use();
-      del_uid_tok_.bind(1, server);
-      del_uid_tok_.bind(2, *uid);
-      del_uid_tok_.bind(3, kind);
-      del_uid_tok_.bind(4, std::string_view(norm));
-      n += del_uid_tok_.exec();
-    }
+    if (uid) del(Ident{uid, {}});
     return n;
   });
 }
@@ -270,30 +264,42 @@ int Devices::unregister_all(int64_t server, std::optional<int64_t> uid, std::opt
   log_identity(server, uid, uuid);
   return db_.write([&] {
     int n = 0;
+    auto del = [&](const Ident& id) {
+      auto u = del_all_.use();
+      del_all_.bind(1, server);
+      bind_ident(del_all_, id);
+      n += del_all_.exec();
+    };
     if (uuid) {
-      std::string lower = ascii_lower(*uuid);
-      auto u = del_all_uuid_.use();
-      del_all_uuid_.bind(1, server);
-      del_all_uuid_.bind(2, std::string_view(lower));
-      n += del_all_uuid_.exec();
+      const std::string lower = ascii_lower(*uuid);
+      del(Ident{std::nullopt, lower});
     }
-    if (uid) {
-      auto u = del_all_uid_.use();
-      del_all_uid_.bind(1, server);
-      del_all_uid_.bind(2, *uid);
-      n += del_all_uid_.exec();
-    }
+    if (uid) del(Ident{uid, {}});
     return n;
   });
 }
 
-bool Devices::delete_by_id(int64_t id) {
-  log_change(ChangeKind::row_id).row_id = id;
+bool Devices::delete_row(const DeviceRow& row) {
+  Change& c = log_change(ChangeKind::row);
+  c.server = row.server_id;
+  c.uid = row.user_uuid ? std::nullopt : row.user_id;
+  c.has_uuid = row.user_uuid.has_value();
+  c.uuid.clear();
+  if (row.user_uuid)
+    for (char ch : *row.user_uuid) c.uuid.push_back(ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch);
+  c.token_kind = row.kind;
+  c.token_norm.clear();
+  for (char ch : row.token)
+    c.token_norm.push_back(row.kind == kKindApns && ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch);
   try {
+    if (!row.user_uuid && !row.user_id) return false;  // no identity: no such row
     return db_.write([&] {
-      auto u = del_id_.use();
-      del_id_.bind(1, id);
-      return del_id_.exec() > 0;
+      auto u = del_key_.use();
+      del_key_.bind(1, c.server);
+      bind_ident(del_key_, c.has_uuid ? Ident{std::nullopt, c.uuid} : Ident{c.uid, {}});
+      del_key_.bind(3, c.token_kind);
+      del_key_.bind(4, std::string_view(c.token_norm));
+      return del_key_.exec() > 0;
     });
   } catch (...) {
     forget_log();  // the logged deletion may not have happened: nobody may apply it
@@ -327,30 +333,20 @@ std::optional<DeviceRow> Devices::find_for_test(int64_t server, int kind, std::s
                                                 std::optional<int64_t> uid,
                                                 std::optional<std::string_view> uuid) {
   const std::string norm = normalize_token(kind, token);
+  auto find = [&](const Ident& id) -> std::optional<DeviceRow> {
+    auto u = by_key_.use();
+    by_key_.bind(1, server);
+    bind_ident(by_key_, id);
+    by_key_.bind(3, kind);
+    by_key_.bind(4, std::string_view(norm));
+    if (by_key_.step()) return row_of(by_key_, server, id);
+    return std::nullopt;
+  };
   if (uuid) {
-    std::string lower = ascii_lower(*uuid);
-    auto u = tok_by_uuid_.use();
-    tok_by_uuid_.bind(1, server);
-    tok_by_uuid_.bind(2, std::string_view(lower));
-    tok_by_uuid_.bind(3, kind);
-    tok_by_uuid_.bind(4, std::string_view(norm));
-    if (tok_by_uuid_.step()) return row_of(tok_by_uuid_);
+    const std::string lower = ascii_lower(*uuid);
+    if (auto r = find(Ident{std::nullopt, lower})) return r;
   }
-  if (uid) {
-    auto u = tok_by_uid_.use();
-    tok_by_uid_.bind(1, server);
-    tok_by_uid_.bind(2, *uid);
-    tok_by_uid_.bind(3, kind);
-    tok_by_uid_.bind(4, std::string_view(norm));
-    if (tok_by_uid_.step()) return row_of(tok_by_uid_);
-  }
-  return std::nullopt;
-}
-
-std::optional<DeviceRow> Devices::find_by_id(int64_t id) {
-  auto u = by_id_.use();
-  by_id_.bind(1, id);
-  if (by_id_.step()) return row_of(by_id_);
+  if (uid) return find(Ident{uid, {}});
   return std::nullopt;
 }
 

@@ -27,8 +27,9 @@ std::string normalize_token(int kind, std::string_view token);
 // ASCII lowercase (user and realm UUIDs are stored lowercase).
 std::string ascii_lower(std::string_view s);
 
+// A row's key is (server_id, identity, kind, token_norm): the table (schema v2) is clustered by it
+// and has no row id.
 struct DeviceRow {
-  int64_t id = 0;
   int64_t server_id = 0;
   int kind = 0;
   std::string token;  // as registered
@@ -59,7 +60,6 @@ enum class RegisterOutcome {
 
 struct RegisterResult {
   RegisterOutcome outcome = RegisterOutcome::created;
-  int64_t device_id = 0;  // the uuid-keyed (or id-keyed) row now holding the registration
 };
 
 // Changes remembered for Devices::update_rows (a ring; older ones force a re-read).
@@ -68,7 +68,7 @@ constexpr size_t kDeviceChangeLogSize = 256;
 // How Devices::update_rows brought rows read earlier up to date.
 enum class RowsUpdate {
   unchanged,  // no change since then touched them
-  applied,    // only deletions of known effect (dead tokens, rows by id): applied in place
+  applied,    // only deletions of known effect (dead tokens, rows by key): applied in place
   reread,     // a change to the user's identity, a failed write, or a change no longer in the log
 };
 
@@ -79,7 +79,9 @@ class Devices {
   Devices& operator=(const Devices&) = delete;
 
   // OR rule: rows of this server with user_uuid = uuid OR user_id = uid (either may be absent;
-  // both absent → empty). Ordered by id.
+  // both absent → empty). Ordered by key: the uuid-keyed rows, then the id-keyed ones, each by
+  // (kind, token_norm). (Nothing on the wire depends on the order: push/notify's answer counts rows
+  // and sorts its lists.)
   std::vector<DeviceRow> for_identity(int64_t server, std::optional<int64_t> uid,
                                       std::optional<std::string_view> uuid);
 
@@ -95,7 +97,9 @@ class Devices {
                  std::optional<std::string_view> uuid);
   // Every row of the identity (OR rule); returns the count deleted.
   int unregister_all(int64_t server, std::optional<int64_t> uid, std::optional<std::string_view> uuid);
-  bool delete_by_id(int64_t id);
+  // Deletes the row with row's key: server_id, identity (user_uuid when set, else user_id), kind and
+  // token (normalized). Rows read by for_identity / find_for_test qualify; false when already gone.
+  bool delete_row(const DeviceRow& row);
 
   // Changes on every call that may insert or delete rows (even when it then changes nothing or is
   // rolled back); each such call is remembered in a bounded log (kDeviceChangeLogSize).
@@ -104,7 +108,7 @@ class Devices {
   // Brings `rows`, the identity's rows as for_identity() returned them when generation() was
   // `since`, up to date (push/notify's answer reuses its step-2 rows). Changes since then that
   // cannot touch the identity (another user's registrations, other tokens' deletions) are skipped;
-  // dead-token and by-id deletions are applied to `rows` exactly as the DELETE applied them; a
+  // dead-token and by-key deletions are applied to `rows` exactly as the DELETE applied them; a
   // change to the identity itself (register, unregister), a write that failed, or a `since` older
   // than the log reads the rows again. Throws StoreError when that read fails.
   RowsUpdate update_rows(uint64_t since, int64_t server, std::optional<int64_t> uid,
@@ -118,33 +122,29 @@ class Devices {
   // uuid-keyed one when both exist.
   std::optional<DeviceRow> find_for_test(int64_t server, int kind, std::string_view token,
                                          std::optional<int64_t> uid, std::optional<std::string_view> uuid);
-  std::optional<DeviceRow> find_by_id(int64_t id);
 
  private:
-  enum class ChangeKind { identity, dead_token, row_id };
+  enum class ChangeKind { identity, dead_token, row };
   // One mutating call. Slots are reused round the ring, so their strings keep their capacity.
   struct Change {
     uint64_t generation = 0;  // 0: never used
     ChangeKind kind = ChangeKind::identity;
-    int64_t server = 0;                 // identity
-    std::optional<int64_t> uid;         // identity
-    bool has_uuid = false;              // identity
-    std::string uuid;                   // identity, lowercase
-    int token_kind = 0;                 // dead_token
-    std::string token_norm;             // dead_token
+    int64_t server = 0;                 // identity, row
+    std::optional<int64_t> uid;         // identity, row (row: set iff the row is id-keyed)
+    bool has_uuid = false;              // identity, row
+    std::string uuid;                   // identity, row; lowercase
+    int token_kind = 0;                 // dead_token, row
+    std::string token_norm;             // dead_token, row
     int64_t before_ms = 0;              // dead_token
-    int64_t row_id = 0;                 // row_id
   };
   // Bumps the generation and returns its (recycled) log slot.
   Change& log_change(ChangeKind kind);
   void log_identity(int64_t server, std::optional<int64_t> uid, std::optional<std::string_view> uuid);
   // A write whose effect is unknown (it threw): every reader of an older generation re-reads.
   void forget_log() { log_floor_ = generation_; }
-  void read_rows(Stmt& s, std::vector<DeviceRow>& out);
 
   Database& db_;
-  Stmt by_uuid_, by_uid_, tok_by_uuid_, tok_by_uid_, id_by_uuid_tok_, id_by_uid_tok_, refresh_, insert_,
-      del_uuid_tok_, del_uid_tok_, del_all_uuid_, del_all_uid_, del_id_, del_dead_, by_id_;
+  Stmt by_identity_, by_key_, refresh_, insert_, del_key_, del_all_, del_dead_;
   uint64_t generation_ = 0;
   uint64_t log_floor_ = 0;          // update_rows(since) is answered from the log iff since >= this
   std::vector<Change> log_;         // kDeviceChangeLogSize slots; generation g in slot g % size

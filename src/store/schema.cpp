@@ -150,10 +150,54 @@ CREATE UNIQUE INDEX push_counters_server ON push_counters(server_id, property, e
   WHERE realm_id IS NULL;
 )sql";
 
+// Version 2 (issue 6): the legacy devices clustered by (server, identity). v1's rowid table and its
+// three indexes cost push/notify step 2 an index descent plus a table descent per row (at 1M rows
+// each a likely page-cache miss) and made a dead-token DELETE touch four B-trees. Here one descent
+// of the primary key returns all of a user's rows with every column, and a delete touches two
+// B-trees (the table and devices_by_token).
+//   identity: user_id (INTEGER) on id-keyed rows, else the lowercase user_uuid (TEXT); the two types
+//     never compare equal, so one column holds both without a NULL-is-distinct trap. Declared
+//     without a type on purpose: no affinity, so a TEXT uuid is never turned into a number. (A
+//     16-byte BLOB would be smaller, but v1's text cannot be turned into one in SQL before 3.41's
+//     unhex(), and the bouncer supports 3.31.)
+//   token: the registered spelling only when it differs from token_norm (an APNs token sent in
+//     upper case); NULL otherwise, so FCM rows store their token once.
+// A view named devices keeps v1's columns for operators' SQL (sqlite3 shell, the tests' checks).
+constexpr std::string_view kV2 = R"sql(
+CREATE TABLE legacy_devices (
+  server_id     INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+  identity      NOT NULL,                        -- user_id INTEGER | lowercase user_uuid TEXT
+  kind          INTEGER NOT NULL CHECK (kind IN (1, 2)),   -- 1 = APNs, 2 = FCM
+  token_norm    TEXT NOT NULL,                   -- lowercase for APNs, as-is for FCM
+  token         TEXT,                            -- as registered; NULL = token_norm
+  ios_app_id    TEXT,
+  realm_id      INTEGER REFERENCES realms(id) ON DELETE SET NULL,
+  registered_ms INTEGER NOT NULL,                -- last (re-)registration: the 410 rule uses it
+  PRIMARY KEY (server_id, identity, kind, token_norm),
+  CHECK (typeof(identity) IN ('integer', 'text'))
+) WITHOUT ROWID;
+INSERT INTO legacy_devices (server_id, identity, kind, token_norm, token, ios_app_id, realm_id, registered_ms)
+  SELECT server_id, coalesce(user_uuid, user_id), kind, token_norm, nullif(token, token_norm), ios_app_id,
+         realm_id, registered_ms
+  FROM devices ORDER BY server_id, coalesce(user_uuid, user_id), kind, token_norm;
+DROP INDEX devices_by_uuid;
+DROP INDEX devices_by_user_id;
+DROP INDEX devices_by_token;
+DROP TABLE devices;
+-- dead-token deletion for every server (upstreams.md)
+CREATE INDEX devices_by_token ON legacy_devices(kind, token_norm);
+CREATE VIEW devices (server_id, kind, token, token_norm, ios_app_id, user_id, user_uuid, realm_id,
+                     registered_ms) AS
+  SELECT server_id, kind, coalesce(token, token_norm), token_norm, ios_app_id,
+         CASE WHEN typeof(identity) = 'integer' THEN identity END,
+         CASE WHEN typeof(identity) = 'text' THEN identity END, realm_id, registered_ms
+  FROM legacy_devices;
+)sql";
+
 }  // namespace
 
 const std::vector<std::string_view>& migrations() {
-  static const std::vector<std::string_view> list = {kV1};
+  static const std::vector<std::string_view> list = {kV1, kV2};
   return list;
 }
 

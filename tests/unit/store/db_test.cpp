@@ -40,7 +40,7 @@ TEST_CASE("db: open creates missing parent directories with mode 0700 and migrat
     // NORMAL: COMMIT does not fsync; durability comes from the store's own WAL fdatasync.
     CHECK(pragma(*db, "PRAGMA synchronous") == "1");
     CHECK(pragma(*db, "PRAGMA foreign_keys") == "1");
-    for (const char* t : {"servers", "server_audit", "realms", "devices", "e2ee_devices", "realm_counts",
+    for (const char* t : {"servers", "server_audit", "realms", "legacy_devices", "e2ee_devices", "realm_counts",
                           "installation_counts", "realm_audit_log", "push_counters"}) {
       Stmt s(db->handle(), std::string("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='") + t + "'");
       auto u = s.use();

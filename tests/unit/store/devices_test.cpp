@@ -37,6 +37,11 @@ struct Fixture {
     r.now_ms = now;
     return s.devices().register_device(r);
   }
+  // The row of exactly one identity (find_for_test with one of them).
+  std::optional<DeviceRow> find(int64_t server, int kind, const std::string& token, std::optional<int64_t> uid,
+                                std::optional<std::string_view> uuid = std::nullopt) {
+    return s.devices().find_for_test(server, kind, token, uuid ? std::nullopt : uid, uuid);
+  }
   int64_t count(const std::string& where = "1") {
     s.db().flush();
     Peek peek(s.db().path());
@@ -58,8 +63,7 @@ TEST_CASE("devices: register creates a row once; repeating it only refreshes reg
   CHECK(r1.outcome == RegisterOutcome::created);
   auto r2 = f.reg(f.a, kKindFcm, "fcm-token-1", 10, std::nullopt, 2000, "other.app", std::nullopt);
   CHECK(r2.outcome == RegisterOutcome::refreshed);
-  CHECK(r2.device_id == r1.device_id);
-  auto row = f.s.devices().find_by_id(r1.device_id);
+  auto row = f.find(f.a, kKindFcm, "fcm-token-1", 10);
   REQUIRE(row);
   CHECK(row->registered_ms == 2000);
   CHECK_FALSE(row->ios_app_id);         // left as it was (Zulip's behaviour)
@@ -69,21 +73,22 @@ TEST_CASE("devices: register creates a row once; repeating it only refreshes reg
   CHECK(row->token == "fcm-token-1");
   // An older clock never moves the registration time back (the 410 rule depends on it).
   f.reg(f.a, kKindFcm, "fcm-token-1", 10, std::nullopt, 1500);
-  CHECK(f.s.devices().find_by_id(r1.device_id)->registered_ms == 2000);
+  CHECK(f.find(f.a, kKindFcm, "fcm-token-1", 10)->registered_ms == 2000);
   CHECK(f.count() == 1);
 }
 
 TEST_CASE("devices: APNs tokens match case-insensitively, FCM tokens case-sensitively") {
   Fixture f;
-  auto a1 = f.reg(f.a, kKindApns, "ABCDEF0123", std::nullopt, kUser, 1000);
+  CHECK(f.reg(f.a, kKindApns, "ABCDEF0123", std::nullopt, kUser, 1000).outcome == RegisterOutcome::created);
   auto a2 = f.reg(f.a, kKindApns, "abcdef0123", std::nullopt, kUser, 2000);
   CHECK(a2.outcome == RegisterOutcome::refreshed);
-  CHECK(a2.device_id == a1.device_id);
-  CHECK(f.s.devices().find_by_id(a1.device_id)->token == "ABCDEF0123");  // registered spelling kept
-  auto f1 = f.reg(f.a, kKindFcm, "Token-X", std::nullopt, kUser, 1000);
+  CHECK(f.count() == 1);
+  CHECK(f.find(f.a, kKindApns, "abcdef0123", std::nullopt, kUser)->token == "ABCDEF0123");  // registered spelling kept
+  CHECK(f.count("token = 'ABCDEF0123' AND token_norm = 'abcdef0123'") == 1);
+  CHECK(f.reg(f.a, kKindFcm, "Token-X", std::nullopt, kUser, 1000).outcome == RegisterOutcome::created);
   auto f2 = f.reg(f.a, kKindFcm, "token-x", std::nullopt, kUser, 1000);
   CHECK(f2.outcome == RegisterOutcome::created);
-  CHECK(f1.device_id != f2.device_id);
+  CHECK(f.count("kind = 2") == 2);
   // Same token, different kind: different rows.
   CHECK(f.reg(f.a, kKindFcm, "abcdef0123", std::nullopt, kUser, 1000).outcome == RegisterOutcome::created);
   CHECK(f.s.devices().find_for_test(f.a, kKindApns, "AbCdEf0123", std::nullopt, std::string_view(kUser)));
@@ -94,16 +99,17 @@ TEST_CASE("devices: APNs tokens match case-insensitively, FCM tokens case-sensit
 
 TEST_CASE("devices: user_uuid is stored and matched in lowercase") {
   Fixture f;
-  auto r = f.reg(f.a, kKindFcm, "t1", std::nullopt, std::string("CCCCCCCC-0000-4000-8000-00000000000C"), 1);
-  CHECK(f.s.devices().find_by_id(r.device_id)->user_uuid == kUser);
+  f.reg(f.a, kKindFcm, "t1", std::nullopt, std::string("CCCCCCCC-0000-4000-8000-00000000000C"), 1);
+  CHECK(f.find(f.a, kKindFcm, "t1", std::nullopt, kUser)->user_uuid == kUser);
+  CHECK(f.count(std::string("user_uuid = '") + kUser + "'") == 1);
   CHECK(f.reg(f.a, kKindFcm, "t1", std::nullopt, std::string(kUser), 2).outcome == RegisterOutcome::refreshed);
   CHECK(f.s.devices().for_identity(f.a, std::nullopt, std::string_view("cccccccc-0000-4000-8000-00000000000C")).size() == 1);
 }
 
 TEST_CASE("devices: for_identity applies the OR rule within one server") {
   Fixture f;
-  auto by_uuid = f.reg(f.a, kKindFcm, "t-uuid", std::nullopt, kUser, 1);
-  auto by_id = f.reg(f.a, kKindApns, "aa01", 42, std::nullopt, 1);
+  f.reg(f.a, kKindFcm, "t-uuid", std::nullopt, kUser, 1);
+  f.reg(f.a, kKindApns, "aa01", 42, std::nullopt, 1);
   f.reg(f.a, kKindFcm, "t-other-user", 43, std::nullopt, 1);
   f.reg(f.a, kKindFcm, "t-other-uuid", std::nullopt, kOther, 1);
   f.reg(f.b, kKindFcm, "t-other-server", 42, std::nullopt, 1);
@@ -111,44 +117,48 @@ TEST_CASE("devices: for_identity applies the OR rule within one server") {
 
   auto both = f.s.devices().for_identity(f.a, 42, std::string_view(kUser));
   REQUIRE(both.size() == 2);
-  CHECK(both[0].id == by_uuid.device_id);  // ordered by id
-  CHECK(both[1].id == by_id.device_id);
+  CHECK(both[0].token == "t-uuid");  // the uuid-keyed rows first
+  CHECK(both[0].user_uuid == kUser);
+  CHECK_FALSE(both[0].user_id);
+  CHECK(both[1].token == "aa01");
+  CHECK(both[1].user_id == 42);
+  CHECK_FALSE(both[1].user_uuid);
+  CHECK(both[1].server_id == f.a);
   CHECK(both[1].kind == kKindApns);
   CHECK(both[1].ios_app_id == "com.example.app");
 
   auto only_id = f.s.devices().for_identity(f.a, 42, std::nullopt);
   REQUIRE(only_id.size() == 1);
-  CHECK(only_id[0].id == by_id.device_id);
+  CHECK(only_id[0].token == "aa01");
   auto only_uuid = f.s.devices().for_identity(f.a, std::nullopt, std::string_view(kUser));
   REQUIRE(only_uuid.size() == 1);
-  CHECK(only_uuid[0].id == by_uuid.device_id);
+  CHECK(only_uuid[0].token == "t-uuid");
   CHECK(f.s.devices().for_identity(f.a, std::nullopt, std::nullopt).empty());
   CHECK(f.s.devices().for_identity(f.a, 44, std::string_view(kOther)).size() == 1);
 }
 
 TEST_CASE("devices: with user_id and user_uuid, the id-keyed row of the token migrates to a uuid-keyed one") {
   Fixture f;
-  auto old = f.reg(f.a, kKindApns, "AA02", 42, std::nullopt, 1000);
-  auto keep = f.reg(f.a, kKindApns, "bb03", 42, std::nullopt, 1000);  // another token: untouched
+  f.reg(f.a, kKindApns, "AA02", 42, std::nullopt, 1000);
+  f.reg(f.a, kKindApns, "bb03", 42, std::nullopt, 1000);  // another token: untouched
   auto mig = f.reg(f.a, kKindApns, "aa02", 42, kUser, 2000);
   CHECK(mig.outcome == RegisterOutcome::migrated);
-  CHECK(mig.device_id != old.device_id);
-  CHECK_FALSE(f.s.devices().find_by_id(old.device_id));
-  auto row = f.s.devices().find_by_id(mig.device_id);
+  CHECK_FALSE(f.find(f.a, kKindApns, "aa02", 42));
+  auto row = f.find(f.a, kKindApns, "aa02", std::nullopt, kUser);
   REQUIRE(row);
   CHECK(row->user_uuid == kUser);
   CHECK_FALSE(row->user_id);
   CHECK(row->registered_ms == 2000);
-  CHECK(f.s.devices().find_by_id(keep.device_id));
+  CHECK(row->token == "aa02");  // the new registration's spelling
+  CHECK(f.find(f.a, kKindApns, "bb03", 42));
   // Repeating it is a plain refresh now.
   auto again = f.reg(f.a, kKindApns, "aa02", 42, kUser, 3000);
   CHECK(again.outcome == RegisterOutcome::refreshed);
-  CHECK(again.device_id == mig.device_id);
   CHECK(f.count() == 2);
   // An id-keyed row of another user_id is not touched.
-  auto foreign = f.reg(f.a, kKindApns, "cc04", 77, std::nullopt, 1000);
+  f.reg(f.a, kKindApns, "cc04", 77, std::nullopt, 1000);
   CHECK(f.reg(f.a, kKindApns, "cc04", 42, kUser, 1000).outcome == RegisterOutcome::created);
-  CHECK(f.s.devices().find_by_id(foreign.device_id));
+  CHECK(f.find(f.a, kKindApns, "cc04", 77));
 }
 
 TEST_CASE("devices: register without any identity is refused") {
@@ -186,18 +196,18 @@ TEST_CASE("devices: unregister_all deletes every token of the identity and count
 
 TEST_CASE("devices: delete_dead removes the token for every server, only rows registered before the instant") {
   Fixture f;
-  auto old_a = f.reg(f.a, kKindApns, "DEAD01", 1, std::nullopt, 1000);
-  auto old_b = f.reg(f.b, kKindApns, "dead01", std::nullopt, kUser, 1500);
-  auto fresh = f.reg(f.a, kKindApns, "dead01", 2, std::nullopt, 5000);   // re-registered after the 410
-  auto other = f.reg(f.a, kKindApns, "dead02", 1, std::nullopt, 1000);
-  auto fcm = f.reg(f.a, kKindFcm, "dead01", 1, std::nullopt, 1000);       // other kind
+  f.reg(f.a, kKindApns, "DEAD01", 1, std::nullopt, 1000);
+  f.reg(f.b, kKindApns, "dead01", std::nullopt, kUser, 1500);
+  f.reg(f.a, kKindApns, "dead01", 2, std::nullopt, 5000);   // re-registered after the 410
+  f.reg(f.a, kKindApns, "dead02", 1, std::nullopt, 1000);
+  f.reg(f.a, kKindFcm, "dead01", 1, std::nullopt, 1000);       // other kind
   // The 410 timestamp is 5000: a row registered exactly then is kept (strictly before is deleted).
   CHECK(f.s.devices().delete_dead(kKindApns, "Dead01", 5000) == 2);
-  CHECK_FALSE(f.s.devices().find_by_id(old_a.device_id));
-  CHECK_FALSE(f.s.devices().find_by_id(old_b.device_id));
-  CHECK(f.s.devices().find_by_id(fresh.device_id));
-  CHECK(f.s.devices().find_by_id(other.device_id));
-  CHECK(f.s.devices().find_by_id(fcm.device_id));
+  CHECK_FALSE(f.find(f.a, kKindApns, "dead01", 1));
+  CHECK_FALSE(f.find(f.b, kKindApns, "dead01", std::nullopt, kUser));
+  CHECK(f.find(f.a, kKindApns, "dead01", 2));
+  CHECK(f.find(f.a, kKindApns, "dead02", 1));
+  CHECK(f.find(f.a, kKindFcm, "dead01", 1));
   // A refresh moves a row out of reach of an older timestamp.
   f.reg(f.a, kKindApns, "dead02", 1, std::nullopt, 9000);
   CHECK(f.s.devices().delete_dead(kKindApns, "dead02", 8000) == 0);
@@ -207,28 +217,31 @@ TEST_CASE("devices: delete_dead removes the token for every server, only rows re
   CHECK(f.s.devices().delete_dead(kKindFcm, "dead01", INT64_MAX) == 1);
 }
 
-TEST_CASE("devices: find_for_test uses the OR rule, prefers the uuid-keyed row, and delete_by_id works") {
+TEST_CASE("devices: find_for_test uses the OR rule, prefers the uuid-keyed row, and delete_row works") {
   Fixture f;
-  auto id_row = f.reg(f.a, kKindFcm, "tok", 42, std::nullopt, 1);
+  f.reg(f.a, kKindFcm, "tok", 42, std::nullopt, 1);
   CHECK_FALSE(f.s.devices().find_for_test(f.a, kKindFcm, "tok", 41, std::nullopt));
   CHECK_FALSE(f.s.devices().find_for_test(f.b, kKindFcm, "tok", 42, std::nullopt));
   CHECK_FALSE(f.s.devices().find_for_test(f.a, kKindApns, "tok", 42, std::nullopt));
   auto got = f.s.devices().find_for_test(f.a, kKindFcm, "tok", 42, std::string_view(kUser));
   REQUIRE(got);
-  CHECK(got->id == id_row.device_id);
+  CHECK(got->user_id == 42);
+  CHECK_FALSE(got->user_uuid);
   DeviceRegistration r;  // a uuid-only row for the same token (no migration: no user_id given)
   r.server_id = f.a;
   r.kind = kKindFcm;
   r.token = "tok";
   r.user_uuid = kUser;
   r.now_ms = 2;
-  auto uuid_row = f.s.devices().register_device(r);
+  f.s.devices().register_device(r);
   got = f.s.devices().find_for_test(f.a, kKindFcm, "tok", 42, std::string_view(kUser));
   REQUIRE(got);
-  CHECK(got->id == uuid_row.device_id);
-  CHECK(f.s.devices().delete_by_id(uuid_row.device_id));
-  CHECK_FALSE(f.s.devices().delete_by_id(uuid_row.device_id));
-  CHECK(f.s.devices().find_for_test(f.a, kKindFcm, "tok", 42, std::string_view(kUser))->id == id_row.device_id);
+  CHECK(got->user_uuid == kUser);
+  CHECK_FALSE(got->user_id);
+  CHECK(f.s.devices().delete_row(*got));
+  CHECK_FALSE(f.s.devices().delete_row(*got));
+  CHECK(f.s.devices().find_for_test(f.a, kKindFcm, "tok", 42, std::string_view(kUser))->user_id == 42);
+  CHECK(f.count() == 1);
 }
 
 TEST_CASE("devices: deleting a server's realm keeps its devices with realm unset") {
@@ -237,9 +250,10 @@ TEST_CASE("devices: deleting a server's realm keeps its devices with realm unset
   realm.server_id = f.a;
   realm.uuid = "eeeeeeee-0000-4000-8000-00000000000e";
   int64_t realm_id = *f.s.realms().upsert(realm, 1);
-  auto d = f.reg(f.a, kKindFcm, "tok", 42, std::nullopt, 1, std::nullopt, realm_id);
+  f.reg(f.a, kKindFcm, "tok", 42, std::nullopt, 1, std::nullopt, realm_id);
+  CHECK(f.find(f.a, kKindFcm, "tok", 42)->realm_id == realm_id);
   f.s.db().write([&] { f.s.db().exec("DELETE FROM realms WHERE id = " + std::to_string(realm_id)); });
-  auto row = f.s.devices().find_by_id(d.device_id);
+  auto row = f.find(f.a, kKindFcm, "tok", 42);
   REQUIRE(row);
   CHECK_FALSE(row->realm_id);
   // A realm id that does not exist is refused (foreign key), and only that write is undone.
@@ -247,10 +261,12 @@ TEST_CASE("devices: deleting a server's realm keeps its devices with realm unset
   CHECK(f.count() == 1);
 }
 
-// Ids of rows, for comparing rows kept in memory with a fresh read.
-std::vector<int64_t> ids_of(const std::vector<DeviceRow>& rows) {
-  std::vector<int64_t> out;
-  for (const auto& r : rows) out.push_back(r.id);
+// Keys of rows (kind:token@identity), for comparing rows kept in memory with a fresh read.
+std::vector<std::string> keys_of(const std::vector<DeviceRow>& rows) {
+  std::vector<std::string> out;
+  for (const auto& r : rows)
+    out.push_back(std::to_string(r.server_id) + "/" + std::to_string(r.kind) + ":" + r.token + "@" +
+                  (r.user_uuid ? *r.user_uuid : std::to_string(*r.user_id)));
   return out;
 }
 
@@ -290,7 +306,8 @@ TEST_CASE("devices: update_rows skips other users' changes and reads again after
     f.reg(f.a, kKindApns, "AA01", 1, std::nullopt, 9);
     CHECK(f.s.devices().update_rows(g, f.a, 1, std::string_view(kUser), rows) == RowsUpdate::reread);
     REQUIRE(rows.size() == 2);
-    CHECK(rows[0].registered_ms == 9);
+    CHECK(rows[1].token == "aa01");  // uuid-keyed rows come first
+    CHECK(rows[1].registered_ms == 9);
   }
   SUBCASE("an unregistration, even one that deleted nothing") {
     CHECK(f.s.devices().unregister(f.a, kKindApns, "zz99", std::nullopt, kUser) == 0);
@@ -299,12 +316,15 @@ TEST_CASE("devices: update_rows skips other users' changes and reads again after
   }
 }
 
-TEST_CASE("devices: update_rows applies dead-token and by-id deletions as the store applied them") {
+TEST_CASE("devices: update_rows applies dead-token and by-key deletions as the store applied them") {
   Fixture f;
-  auto dead = f.reg(f.a, kKindApns, "DEAD01", 1, std::nullopt, 1000);
-  auto fresh = f.reg(f.a, kKindApns, "dead02", 1, std::nullopt, 9000);
-  auto fcm = f.reg(f.a, kKindFcm, "dead01", 1, std::nullopt, 1000);  // same text, other kind
-  auto other = f.reg(f.a, kKindFcm, "ff03", 1, std::nullopt, 1000);
+  f.reg(f.a, kKindApns, "DEAD01", 1, std::nullopt, 1000);
+  f.reg(f.a, kKindApns, "dead02", 1, std::nullopt, 9000);
+  f.reg(f.a, kKindFcm, "dead01", 1, std::nullopt, 1000);  // same text, other kind
+  f.reg(f.a, kKindFcm, "ff03", 1, std::nullopt, 1000);
+  f.reg(f.a, kKindFcm, "FF05", std::nullopt, kUser, 1000);
+  f.reg(f.a, kKindFcm, "FF05", 2, std::nullopt, 1000);    // same token, other identities
+  f.reg(f.b, kKindFcm, "FF05", 1, std::nullopt, 1000);
   auto rows = f.s.devices().for_identity(f.a, 1, std::nullopt);
   REQUIRE(rows.size() == 4);
   const uint64_t g = f.s.devices().generation();
@@ -314,11 +334,15 @@ TEST_CASE("devices: update_rows applies dead-token and by-id deletions as the st
   CHECK(rows.size() == 4);
 
   CHECK(f.s.devices().delete_dead(kKindApns, "dead01", 5000) == 1);  // APNs: any case
-  CHECK(f.s.devices().delete_by_id(other.device_id));
+  CHECK(f.s.devices().delete_row(*f.find(f.a, kKindFcm, "ff03", 1)));
+  // By-key deletions of rows of other identities (the same token) leave these rows alone.
+  CHECK(f.s.devices().delete_row(*f.find(f.a, kKindFcm, "FF05", std::nullopt, kUser)));
+  CHECK(f.s.devices().delete_row(*f.find(f.a, kKindFcm, "FF05", 2)));
+  CHECK(f.s.devices().delete_row(*f.find(f.b, kKindFcm, "FF05", 1)));
   CHECK(f.s.devices().update_rows(g, f.a, 1, std::nullopt, rows) == RowsUpdate::applied);
-  CHECK(ids_of(rows) == std::vector<int64_t>{fresh.device_id, fcm.device_id});
-  CHECK(ids_of(rows) == ids_of(f.s.devices().for_identity(f.a, 1, std::nullopt)));
-  (void)dead;
+  const std::string a = std::to_string(f.a);
+  CHECK(keys_of(rows) == std::vector<std::string>{a + "/1:dead02@1", a + "/2:dead01@1"});
+  CHECK(keys_of(rows) == keys_of(f.s.devices().for_identity(f.a, 1, std::nullopt)));
 
   // Applying again from the same generation changes nothing more.
   CHECK(f.s.devices().update_rows(g, f.a, 1, std::nullopt, rows) == RowsUpdate::unchanged);
