@@ -118,9 +118,9 @@ void push_unregister_all(Services& svc, const ExchangePtr& ex) {
 }  // namespace
 
 void register_device_routes(Router& r) {
-  r.add("/api/v1/remotes/push/register", {"POST"}, true, push_register);
-  r.add("/api/v1/remotes/push/unregister", {"POST"}, true, push_unregister);
-  r.add("/api/v1/remotes/push/unregister/all", {"POST"}, true, push_unregister_all);
+  r.add("/api/v1/remotes/push/register", {"POST"}, true, push_register, Writes::yes);
+  r.add("/api/v1/remotes/push/unregister", {"POST"}, true, push_unregister, Writes::yes);
+  r.add("/api/v1/remotes/push/unregister/all", {"POST"}, true, push_unregister_all, Writes::yes);
 }
 
 }  // namespace aloha::api

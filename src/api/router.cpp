@@ -91,12 +91,12 @@ void respond_after_commit(store::Store& store, const ExchangePtr& ex, http::Resp
 }
 
 void Router::add(std::string path, std::vector<std::string> methods, bool authenticated,
-                 Endpoint fn) {
+                 Endpoint fn, Writes writes) {
   if (std::find(methods.begin(), methods.end(), "GET") != methods.end() &&
       std::find(methods.begin(), methods.end(), "HEAD") == methods.end())
     methods.push_back("HEAD");
   std::sort(methods.begin(), methods.end());
-  routes_[std::move(path)] = Route{std::move(methods), authenticated, std::move(fn)};
+  routes_[std::move(path)] = Route{std::move(methods), authenticated, std::move(fn), writes};
 }
 
 void Router::handle(http::Request&& req, http::Reply reply) {
@@ -123,6 +123,20 @@ void Router::handle(http::Request&& req, http::Reply reply) {
     ex->respond(method_not_allowed(route.methods));
     return;
   }
+  store::Database& db = svc_.store.db();
+  if (route.writes == Writes::yes && db.write_paused()) {
+    // The store is truncating its WAL and begins no write until that is done (a few ms): the whole
+    // request (authentication included) runs when the pause ends, in arrival order. Route
+    // addresses are stable (node-based map, no route is added while serving).
+    const Route* r = &route;
+    if (!db.park([this, r, ex] { run(*r, ex); }))
+      ex->respond(retry_later("The push bouncer's database is busy; retry later"));
+    return;
+  }
+  run(route, ex);
+}
+
+void Router::run(const Route& route, const ExchangePtr& ex) {
   try {
     // One read transaction per loop iteration for every lookup of the requests it handles.
     svc_.store.db().begin_read();

@@ -54,12 +54,18 @@ using ExchangePtr = std::shared_ptr<Exchange>;
 void respond_after_commit(store::Store& store, const ExchangePtr& ex, http::Response&& r);
 using Endpoint = std::function<void(Services&, const ExchangePtr&)>;
 
+// Whether an endpoint writes to the store. Requests to writing routes that arrive during a store
+// write pause (store::Database::write_paused) wait, parked, until it ends; when too many wait
+// already they are answered 503 retry-later.
+enum class Writes { no, yes };
+
 class Router {
  public:
   explicit Router(Services services) : svc_(services) {}
 
   // methods: e.g. {"POST"} or {"GET"} (GET routes also answer HEAD). authenticated: HTTP Basic.
-  void add(std::string path, std::vector<std::string> methods, bool authenticated, Endpoint fn);
+  void add(std::string path, std::vector<std::string> methods, bool authenticated, Endpoint fn,
+           Writes writes = Writes::no);
 
   // The http::Server handler.
   void handle(http::Request&& req, http::Reply reply);
@@ -69,7 +75,9 @@ class Router {
     std::vector<std::string> methods;  // sorted, HEAD included for GET routes
     bool authenticated;
     Endpoint fn;
+    Writes writes = Writes::no;
   };
+  void run(const Route& route, const ExchangePtr& ex);
   void dispatch(const Route& route, const ExchangePtr& ex);
 
   Services svc_;

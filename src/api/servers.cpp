@@ -114,8 +114,8 @@ void server_deactivate(Services& svc, const ExchangePtr& ex) {
 }  // namespace
 
 void register_server_routes(Router& r) {
-  r.add("/api/v1/remotes/server/register", {"POST"}, false, server_register);
-  r.add("/api/v1/remotes/server/deactivate", {"POST"}, true, server_deactivate);
+  r.add("/api/v1/remotes/server/register", {"POST"}, false, server_register, Writes::yes);
+  r.add("/api/v1/remotes/server/deactivate", {"POST"}, true, server_deactivate, Writes::yes);
 }
 
 }  // namespace aloha::api

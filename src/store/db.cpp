@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <iterator>
@@ -46,7 +47,7 @@ void Database::Fd::reset(int v) {
 }
 
 Database::Database(const std::string& path, const DatabaseOptions& opts)
-    : path_(path), opts_(opts), wal_path_(path + "-wal") {
+    : path_(path), opts_(opts), wal_path_(path + "-wal"), truncate_at_(opts.truncate_pages) {
   bool memory = path == ":memory:";
   if (!memory) make_parent_dirs(path);
   // NOMUTEX: the connection is used by the loop thread only, so SQLite's per-connection mutex is
@@ -73,6 +74,16 @@ Database::Database(const std::string& path, const DatabaseOptions& opts)
   savepoint_ = std::make_unique<Stmt>(conn_.db, "SAVEPOINT w");
   release_ = std::make_unique<Stmt>(conn_.db, "RELEASE w");
   rollback_to_ = std::make_unique<Stmt>(conn_.db, "ROLLBACK TO w");
+  // From now on the loop thread owns the connection: never sleep for a lock (the timeout set in
+  // configure() served the migrations). Within this process only the write pause's TRUNCATE takes
+  // the write lock and the loop begins no write then, so a call here means another process holds
+  // it: the write fails at once (503, retry later) instead of blocking the loop.
+  sqlite3_busy_handler(conn_.db, &Database::busy_handler, this);
+}
+
+int Database::busy_handler(void* self, int) noexcept {
+  ++static_cast<Database*>(self)->stats_.busy_waits;
+  return 0;  // give up: SQLITE_BUSY
 }
 
 Database::~Database() {
@@ -82,6 +93,8 @@ Database::~Database() {
   if (queued_callbacks() > 0)
     LOG_WARN("store: %zu after-commit callbacks dropped at close (shutdown() was not called)",
              queued_callbacks());
+  if (!parked_.empty())
+    LOG_WARN("store: %zu parked writes dropped at close (write pause still in flight)", parked_.size());
   if (checkpoint_in_flight_) {
     // The worker may still be using the checkpoint connection: leaking it beats a use-after-free.
     LOG_ERROR("store: database closed with a checkpoint in flight (detach the loop first)");
@@ -183,9 +196,13 @@ bool Database::refresh_wal_fd() noexcept {
 int Database::wal_hook(void* self, sqlite3*, const char*, int pages) noexcept {
   // Runs inside COMMIT: only record; flush() starts the checkpoint after the commit returned.
   auto* d = static_cast<Database*>(self);
+  if (pages < d->wal_pages_) {  // the WAL was restarted (after a complete backfill)
+    d->backfilled_pages_ = 0;
+    d->truncate_at_ = d->opts_.truncate_pages;
+  }
   d->wal_pages_ = pages;
-  if (pages < d->backfilled_pages_) d->backfilled_pages_ = 0;  // the WAL was restarted
   if (pages - d->backfilled_pages_ >= d->opts_.checkpoint_pages) d->checkpoint_wanted_ = true;
+  if (pages >= d->truncate_at_) d->truncate_wanted_ = true;
   return SQLITE_OK;
 }
 
@@ -232,7 +249,9 @@ void Database::exec(std::string_view sql) {
 }
 
 void Database::begin_read() noexcept {
-  if (read_open_ || batch_open_ || depth_ > 0 || !sqlite3_get_autocommit(conn_.db)) return;
+  // During a write pause a read transaction open across a whole iteration could keep the
+  // TRUNCATE from finishing (it waits for readers of WAL frames); statements run in autocommit.
+  if (paused_ || read_open_ || batch_open_ || depth_ > 0 || !sqlite3_get_autocommit(conn_.db)) return;
   try {
     auto u = begin_read_->use();
     begin_read_->exec();
@@ -256,6 +275,9 @@ void Database::end_read() noexcept {
 }
 
 void Database::begin_write() {
+  // Never begin (or add to) a write transaction during a pause: BEGIN IMMEDIATE would wait for the
+  // TRUNCATE's write lock. Callers that must write park their work (park()).
+  if (paused_) throw WritePausedError();  // the caller logs or answers 503
   // A read transaction of this iteration ends first: the batch takes the write lock up front.
   if (depth_ == 0) end_read();
   if (depth_ == 0) {
@@ -391,7 +413,8 @@ void Database::flush() noexcept {
       pending_.clear();
     }
     start_sync();  // an inline syncer completes here and fills ready_
-    if (checkpoint_wanted_) request_checkpoint();
+    // A pause's TRUNCATE backfills everything anyway: no PASSIVE pass just before it.
+    if (checkpoint_wanted_ && !truncate_wanted_) request_checkpoint();
     if (ready_.empty()) break;
     run_ready();
     if (!batch_open_ && pending_.empty() && ready_.empty() && (sync_in_flight_ || unsynced_batches_ == 0))
@@ -400,6 +423,9 @@ void Database::flush() noexcept {
   flushing_ = false;
   if (batch_open_ || !pending_.empty() || !ready_.empty())
     LOG_WARN("store: after-commit callbacks kept writing; the rest waits for the next flush");
+  // Last: the batch is committed and the iteration's read transaction ended, so the TRUNCATE
+  // competes with nothing of ours.
+  if (truncate_wanted_) maybe_start_pause();
 }
 
 void Database::run_ready() noexcept {
@@ -517,6 +543,7 @@ void Database::shutdown() noexcept {
     LOG_ERROR("store: shutdown() called inside write(); ignored");
     return;
   }
+  no_pauses_ = true;  // the loop is going away: a pause's completion might never run
   sync_unwaited_ = true;
   flush();
   // A sync in flight on the thread pool cannot be waited for without running the loop: sync
@@ -532,13 +559,11 @@ void Database::request_checkpoint() noexcept {
   checkpoint_wanted_ = false;
   struct Result {
     int rc = SQLITE_ERROR, log = -1, ckpt = -1;
-    int trunc_rc = -1;  // -1: not attempted
     std::string err;
   };
   auto res = std::make_shared<Result>();
   sqlite3* db = ckpt_conn_.db;
-  int truncate_pages = opts_.truncate_pages;
-  auto work = [db, truncate_pages, res] {
+  auto work = [db, res] {
     // Worker thread: only the checkpoint connection. PASSIVE never takes the write lock, so the
     // loop keeps committing; it copies what was committed before it started and fsyncs.
     res->rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &res->log, &res->ckpt);
@@ -547,17 +572,6 @@ void Database::request_checkpoint() noexcept {
       res->err = "connection not in WAL mode";
     }
     if (res->rc != SQLITE_OK && res->rc != SQLITE_BUSY && res->err.empty()) res->err = sqlite3_errmsg(db);
-    // Under sustained load the loop appends while PASSIVE copies, so the WAL never gets fully
-    // backfilled and SQLite never restarts it (https://sqlite.org/wal.html#avoiding_excessively_large_wal_files).
-    // Past truncate_pages, try TRUNCATE: it takes the write lock between two loop batches, with a
-    // busy timeout of truncate_busy_ms, copies the few frames PASSIVE left and truncates the WAL.
-    // While it holds the lock the loop's BEGIN waits (busy_timeout): rare and short, since most
-    // frames were copied by the PASSIVE pass just before.
-    if (res->rc == SQLITE_OK && res->log >= truncate_pages) {
-      int log = 0, ckpt = 0;
-      res->trunc_rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &ckpt);
-      if (res->trunc_rc == SQLITE_OK) res->ckpt = 0;
-    }
   };
   std::weak_ptr<int> alive = life_;
   auto after = [this, alive, res] {
@@ -566,16 +580,11 @@ void Database::request_checkpoint() noexcept {
     if (res->rc == SQLITE_OK) {
       ++stats_.checkpoints;
       backfilled_pages_ = res->ckpt;
-      if (res->trunc_rc == SQLITE_OK) {
-        ++stats_.truncations;
-        backfilled_pages_ = 0;
-        wal_pages_ = 0;
-      }
-      LOG_DEBUG("store: checkpoint: %d of %d WAL frames copied%s", res->ckpt, res->log,
-                res->trunc_rc == SQLITE_OK ? "; WAL truncated" : "");
+      LOG_DEBUG("store: checkpoint: %d of %d WAL frames copied", res->ckpt, res->log);
     } else if (res->rc != SQLITE_BUSY) {
       LOG_WARN("store: background checkpoint failed: %s (code %d)", res->err.c_str(), res->rc);
     }
+    // A pause that waited for this checkpoint starts at the next flush() (every loop iteration).
   };
   checkpoint_in_flight_ = true;
   try {
@@ -584,6 +593,101 @@ void Database::request_checkpoint() noexcept {
     checkpoint_in_flight_ = false;
     LOG_ERROR("store: cannot start a checkpoint: %s", e.what());
   }
+}
+
+bool Database::park(std::function<void()> fn) {
+  if (!paused_) return false;
+  if (parked_.size() >= opts_.max_parked) {
+    ++stats_.park_refused;
+    return false;
+  }
+  parked_.push_back(std::move(fn));
+  ++stats_.parked;
+  return true;
+}
+
+void Database::maybe_start_pause() noexcept {
+  // Under sustained load a PASSIVE checkpoint is usually in flight: let it finish first, so the
+  // TRUNCATE has only the frames committed meanwhile to copy and the pause stays short.
+  if (paused_ || checkpoint_in_flight_ || batch_open_ || depth_ > 0 || running_parked_ || no_pauses_ ||
+      !ckpt_conn_.db)
+    return;
+  truncate_wanted_ = false;
+  end_read();
+  struct Result {
+    int rc = SQLITE_ERROR, log = -1, ckpt = -1;
+    std::string err;
+  };
+  auto res = std::make_shared<Result>();
+  sqlite3* db = ckpt_conn_.db;
+  auto work = [db, res] {
+    // Worker thread. No write transaction of the loop is open or will be begun until after() ran,
+    // so the write lock is free (unless another process holds it: SQLITE_BUSY after
+    // truncate_busy_ms). TRUNCATE copies the frames not yet backfilled, fsyncs the database, waits
+    // (busy timeout) for readers of WAL frames to finish and truncates the WAL to zero bytes.
+    res->rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &res->log, &res->ckpt);
+    if (res->rc != SQLITE_OK && res->rc != SQLITE_BUSY) res->err = sqlite3_errmsg(db);
+  };
+  std::weak_ptr<int> alive = life_;
+  auto after = [this, alive, res] {
+    if (alive.expired()) return;
+    checkpoint_in_flight_ = false;
+    if (res->rc == SQLITE_OK) {
+      ++stats_.checkpoints;
+      ++stats_.truncations;
+      backfilled_pages_ = 0;
+      wal_pages_ = 0;
+      truncate_at_ = opts_.truncate_pages;
+      LOG_DEBUG("store: write pause: WAL truncated (%d frames)", res->log);
+    } else {
+      // Readers (or another process) held it back. If the backfill completed, the loop's next
+      // write restarts the WAL from its start (SQLite does that when it begins a write on a fully
+      // backfilled WAL); otherwise retry once the WAL grew by another checkpoint_pages.
+      if (res->ckpt >= 0) backfilled_pages_ = res->ckpt;
+      truncate_at_ = wal_pages_ + std::max(1, opts_.checkpoint_pages);
+      if (res->rc == SQLITE_BUSY)
+        LOG_DEBUG("store: write pause: TRUNCATE busy (%d of %d frames copied)", res->ckpt, res->log);
+      else
+        LOG_WARN("store: write pause: TRUNCATE checkpoint failed: %s (code %d)", res->err.c_str(), res->rc);
+    }
+    end_pause();
+  };
+  paused_ = true;
+  pause_start_ = std::chrono::steady_clock::now();
+  ++stats_.write_pauses;
+  checkpoint_in_flight_ = true;
+  try {
+    syncer().run(std::move(work), std::move(after));
+  } catch (const std::exception& e) {
+    LOG_ERROR("store: cannot start a TRUNCATE checkpoint: %s", e.what());
+    checkpoint_in_flight_ = false;
+    truncate_at_ = wal_pages_ + std::max(1, opts_.checkpoint_pages);
+    end_pause();
+  }
+}
+
+void Database::end_pause() noexcept {
+  paused_ = false;
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - pause_start_).count();
+  uint64_t pause_us = us > 0 ? static_cast<uint64_t>(us) : 0;
+  stats_.pause_us_total += pause_us;
+  stats_.pause_us_max = std::max(stats_.pause_us_max, pause_us);
+  if (parked_.empty()) return;
+  // Parked work runs now, in order; its writes join the batch committed by the next flush()
+  // (the iteration's prepare handle). A new pause cannot start before all of it ran.
+  std::deque<std::function<void()>> run;
+  run.swap(parked_);
+  running_parked_ = true;
+  for (auto& fn : run) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      LOG_ERROR("store: parked work threw: %s", e.what());
+    } catch (...) {
+      LOG_ERROR("store: parked work threw");
+    }
+  }
+  running_parked_ = false;
 }
 
 int Database::release_memory() noexcept {

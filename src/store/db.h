@@ -6,10 +6,14 @@
 // in queue order per batch, once their batch is durable (ok=true) or lost (ok=false). WAL
 // checkpoints run on a second connection through the same Syncer. The Database owns both
 // connections and the WAL/directory fds; the Syncer is borrowed (set_syncer) and must outlive use.
+// The loop connection never waits for a lock: a WAL past truncate_pages is truncated during a
+// write pause (no write transaction is begun until the worker's TRUNCATE is done; writers park).
 #pragma once
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -24,12 +28,15 @@
 namespace aloha::store {
 
 struct DatabaseOptions {
-  int busy_timeout_ms = 100;            // small: the loop thread must not wait long for a lock
+  // Only while opening (migrations, before the loop runs). Afterwards the loop connection never
+  // sleeps in a busy handler: a lock held by someone else fails the write at once (503).
+  int busy_timeout_ms = 100;
   int max_batch_writes = 10'000;        // write() calls per transaction before an early commit
   int64_t journal_size_limit = 64 << 20;  // bytes the WAL file is truncated to after a checkpoint
   int checkpoint_pages = 1000;          // un-checkpointed WAL frames that trigger a background checkpoint
-  int truncate_pages = 16'000;          // WAL frames past which the worker also tries TRUNCATE
-  int truncate_busy_ms = 2;             // how long a TRUNCATE attempt waits for the write lock
+  int truncate_pages = 16'000;          // WAL frames past which a write pause truncates the WAL
+  int truncate_busy_ms = 2;             // how long the pause's TRUNCATE (worker) waits for readers
+  size_t max_parked = 4096;             // work parked during a write pause; beyond it park() refuses
   // Page cache of the loop connection ([server] database_cache). At 1M tokens lookups are
   // scattered and miss a leaf whatever the cache (2 MB or 256 KB: same time per lookup, see
   // docs/benchmarks.md); small deployments fit whole in 1 MB. Every connection's cache is its
@@ -54,8 +61,20 @@ struct DatabaseStats {
   uint64_t syncs = 0;            // WAL fdatasyncs that succeeded
   uint64_t failed_syncs = 0;     // WAL fdatasyncs that failed (their batches' callbacks saw ok=false)
   uint64_t synced_batches = 0;   // batches made durable (commits / syncs = batches per fsync)
-  uint64_t checkpoints = 0;      // background checkpoints completed (PASSIVE, maybe + TRUNCATE)
+  uint64_t checkpoints = 0;      // background checkpoints completed (PASSIVE, or a pause's TRUNCATE)
   uint64_t truncations = 0;      // TRUNCATE checkpoints that reset the WAL
+  uint64_t write_pauses = 0;     // write pauses started (each runs one TRUNCATE checkpoint)
+  uint64_t parked = 0;           // work items parked during write pauses
+  uint64_t park_refused = 0;     // park() calls refused because the queue was full
+  uint64_t busy_waits = 0;       // calls of the loop connection's busy handler (it never sleeps)
+  uint64_t pause_us_total = 0;   // wall time spent in write pauses (start to end, microseconds)
+  uint64_t pause_us_max = 0;     // the longest write pause
+};
+
+// Thrown by write() during a write pause: a caller that can wait parks instead (park()).
+class WritePausedError : public StoreError {
+ public:
+  WritePausedError() : StoreError("write attempted during a write pause", SQLITE_BUSY) {}
 };
 
 struct CheckpointResult {
@@ -137,8 +156,23 @@ class Database {
   // Shutdown: flush, switch to the inline syncer, sync everything committed (superseding a sync in
   // flight) and run every callback. Blocks on fdatasync: call when no more requests are served.
   void shutdown() noexcept;
-  // Starts a background checkpoint unless one is in flight (maintenance, WAL growth).
+  // Starts a background PASSIVE checkpoint unless one is in flight (maintenance, WAL growth). It
+  // never takes the write lock. Truncating the WAL is the write pause's job (below).
   void request_checkpoint() noexcept;
+
+  // Write pause. Under sustained writes a PASSIVE checkpoint never catches the WAL's moving tail
+  // and SQLite restarts the WAL only once it is fully backfilled, so past truncate_pages frames a
+  // TRUNCATE checkpoint runs on the worker. It needs the write lock: rather than let the loop's
+  // next BEGIN IMMEDIATE wait for it, flush() (with no batch open) starts a pause, during which
+  // no write transaction is begun: write() throws WritePausedError, write-behinds keep their
+  // data in memory, and whoever must write parks its work here. When the TRUNCATE is done (on
+  // the loop thread) the pause ends and the parked work runs, in park order. Reads go on during
+  // the pause (without a per-iteration read transaction, which would hold the TRUNCATE back).
+  bool write_paused() const { return paused_; }
+  // During a pause: queue fn to run when it ends; false when max_parked items wait already (the
+  // caller answers 503 retry-later). Outside a pause: false and fn is not kept (run it now).
+  bool park(std::function<void()> fn);
+  size_t parked_count() const { return parked_.size(); }
 
   bool sync_in_flight() const { return sync_in_flight_; }
   bool checkpoint_in_flight() const { return checkpoint_in_flight_; }
@@ -205,6 +239,9 @@ class Database {
   void run_ready() noexcept;
   Syncer& syncer() { return syncer_ ? *syncer_ : inline_syncer_; }
   static int wal_hook(void* self, sqlite3* db, const char* name, int pages) noexcept;
+  static int busy_handler(void* self, int count) noexcept;
+  void maybe_start_pause() noexcept;
+  void end_pause() noexcept;
   void migrate();
   std::string pragma_text(const char* sql);
   void begin_write();
@@ -217,6 +254,7 @@ class Database {
   std::string path_;
   DatabaseOptions opts_;
   std::string wal_path_;
+  int truncate_at_;  // WAL frames that start a write pause (truncate_pages; more after a failed TRUNCATE)
   Connection conn_;  // declared before the statements: closed after they are finalized
   Connection ckpt_conn_;  // checkpoints only; used by one thread at a time (the worker's job)
   Fd wal_fd_;   // read-only fd on <db>-wal, for fdatasync
@@ -247,6 +285,13 @@ class Database {
   bool checkpoint_wanted_ = false;
   int wal_pages_ = 0;                 // frames in the WAL after the last commit (wal hook)
   int backfilled_pages_ = 0;          // frames the last checkpoint copied
+
+  bool truncate_wanted_ = false;      // the WAL reached truncate_at_: pause at the next flush()
+  bool paused_ = false;               // write pause: a TRUNCATE checkpoint is in flight
+  std::chrono::steady_clock::time_point pause_start_{};
+  bool running_parked_ = false;       // end_pause() is running parked work: no new pause
+  bool no_pauses_ = false;            // after shutdown(): the loop is going away
+  std::deque<std::function<void()>> parked_;  // bounded by max_parked
   InlineSyncer inline_syncer_;
   Syncer* syncer_ = nullptr;
   std::shared_ptr<int> life_ = std::make_shared<int>(0);  // completions check it is still alive

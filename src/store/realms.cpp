@@ -188,7 +188,9 @@ void Counters::upsert(const Key& k, int64_t delta) {
 }
 
 void Counters::write_pending() noexcept {
-  if (pending_.empty()) return;
+  // During a store write pause the counts stay pending; the next call after it writes them. Keys
+  // are (server, realm, property, day): the few added during a pause of some ms stay bounded.
+  if (pending_.empty() || db_.write_paused()) return;
   try {
     // One savepoint for all: either every pending count is in the batch or none is.
     db_.write([&] {

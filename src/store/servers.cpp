@@ -179,6 +179,9 @@ void Servers::set_version_info(int64_t id, std::optional<std::string_view> versi
 }
 
 void Servers::write_touch(int64_t id, Touch& t) noexcept {
+  // During a store write pause the touch stays pending (in memory): a later request or
+  // maintenance() writes it.
+  if (db_.write_paused()) return;
   try {
     db_.write([&] {
       auto u = touch_.use();

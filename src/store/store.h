@@ -51,7 +51,8 @@ class Store {
   bool integrity_ok();
   // From a timer (e.g. every 30 s): writes pending touches and counters, commits the open batch
   // (its callbacks run after the sync started by the next flush) and starts a background
-  // checkpoint (PASSIVE; TRUNCATE attempt when the WAL is large), which never waits for readers.
+  // checkpoint (PASSIVE), which never waits for readers nor takes the write lock. During a write
+  // pause (Database::write_paused) the touches and counters stay pending in memory.
   void maintenance() noexcept;
   // Part of maintenance(): unused SQLite page cache back to the heap, and (glibc) free heap pages
   // back to the kernel (malloc_trim), so RSS falls after a load burst.
