@@ -250,19 +250,26 @@ void Connection::pump() {
   do {
     pump_again_ = false;
     while (session_->want_write() && stream_->can_write() && state_ != ConnState::closed) {
-      // The stream copies what it is given, so one scratch buffer serves every pass.
+      // The stream encrypts what it is given at once, so one small scratch buffer serves every
+      // pass: a batch goes through in pieces of about kPumpPiece (plus one frame) instead of
+      // one buffer of the whole batch. Buffers past glibc's mmap threshold (64 KB) cost an
+      // mmap, page faults on every page and a munmap per batch (~9 % of the bouncer's CPU with
+      // 5 devices per notify); the stream still hands the socket one write for the batch.
       std::string& out = h2_out_;
       out.clear();
-      if (session_->take_output(out) == 0) break;
-      if (!stream_->write(out)) {  // a failure has closed us through on_stream_error
+      if (out.capacity() < kPumpReserve) out.reserve(kPumpReserve);
+      if (session_->take_output(out, kPumpPiece) == 0) break;
+      if (!stream_->write(out, /*more=*/true)) {  // a failure has closed us through on_stream_error
         pumping_ = false;
         return;
       }
     }
   } while (pump_again_ && state_ != ConnState::closed);
   pumping_ = false;
-  // One pass takes up to max_output_chunk (256 KB); keep only a typical batch's capacity.
-  if (h2_out_.capacity() > net::TlsSession::kKeepCapacity) std::string().swap(h2_out_);
+  if (stream_ && state_ != ConnState::closed) stream_->flush();
+  // A piece is at most kPumpPiece plus one frame (≤ 16 KB + 9 by default); a larger frame size
+  // could have grown the scratch: keep only the usual capacity.
+  if (h2_out_.capacity() > kPumpReserve) std::string().swap(h2_out_);
 }
 
 void Connection::close_with(const std::string& error) {

@@ -137,6 +137,8 @@ class Connection final : public Conn, private net::StreamListener {
   bool flush_scheduled_ = false;
   int open_handles_ = 0;    // timer + flush + stream; the last close callback deletes the object
   std::unique_ptr<Session> session_;
+  static constexpr size_t kPumpPiece = 16u << 10;
+  static constexpr size_t kPumpReserve = 40u << 10;
   std::string h2_out_;      // scratch: h2 output on its way to TLS (only inside pump())
   bool pumping_ = false;
   bool pump_again_ = false;

@@ -151,7 +151,7 @@ nghttp2_nv make_nv(const char* name, const std::string& value) {
 nghttp2_nv make_nv(const H2Header& h) {
   std::string_view value = h.value_view();
   return nghttp2_nv{u8(h.name), reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), h.name.size(),
-                    value.size(), NGHTTP2_NV_FLAG_NONE};
+                    value.size(), h.no_index ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE};
 }
 }  // namespace
 
@@ -525,15 +525,16 @@ bool Session::want_write() const {
   return !pending_out_.empty() || (!failed_ && nghttp2_session_want_write(ng_));
 }
 
-size_t Session::take_output(std::string& out) {
+size_t Session::take_output(std::string& out, size_t max) {
   size_t before = out.size();
+  size_t limit = std::min(max, opt_.max_output_chunk);
   if (&out != &pending_out_ && !pending_out_.empty()) {
     out.append(pending_out_);
     pending_out_.clear();
   }
   if (!failed_) start_queued();
   if (!failed_ || local_goaway_pending_) {
-    while (out.size() - before < opt_.max_output_chunk) {
+    while (out.size() - before < limit) {
       const uint8_t* p = nullptr;
       ssize_t n = nghttp2_session_mem_send(ng_, &p);
       if (n < 0) {

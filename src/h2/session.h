@@ -42,6 +42,10 @@ struct H2Header {
   // When set, sent instead of `value`: a long value repeated on many requests (the APNs JWT) is
   // shared instead of copied into each request.
   std::shared_ptr<const std::string> shared_value = {};
+  // A value unique to this request (APNs' apns-id): sent as a literal "never indexed" (RFC 7541
+  // §6.2.3) so it does not take a place in the HPACK dynamic table per request, pushing out the
+  // entries that do repeat (authorization, apns-topic) and costing a table insert each time.
+  bool no_index = false;
 
   std::string_view value_view() const { return shared_value ? std::string_view(*shared_value) : std::string_view(value); }
 };
@@ -119,8 +123,9 @@ class Session {
 
   // Whether take_output() has bytes to hand to the transport.
   bool want_write() const;
-  // Appends pending bytes to `out` (at most about max_output_chunk); returns how many.
-  size_t take_output(std::string& out);
+  // Appends pending bytes to `out` (at most about max_output_chunk, or `max` when smaller: it
+  // stops after the frame that reaches it); returns how many.
+  size_t take_output(std::string& out, size_t max = SIZE_MAX);
 
   // Sends a PING (one outstanding at a time). The owner calls it when idle and calls ping_expired()
   // when its ack deadline passes while ping_outstanding() is still true.

@@ -306,23 +306,29 @@ struct TlsSession::Impl {
     return status();
   }
 
-  // Encrypts queued plaintext while the output stays below the high-water mark (or all of it
-  // when ignore_high_water, used before close_notify so the alert follows the data).
-  void flush_plain(bool ignore_high_water) {
-    while (!failed && hs_done && plain_off < plain.size() &&
-           (ignore_high_water || out.size() < TlsSession::kOutputHighWater)) {
+  // Encrypts data[0, len) into `out`, record by record, while the output stays below the
+  // high-water mark (or all of it when ignore_high_water); returns the bytes taken.
+  size_t encrypt(const char* data, size_t len, bool ignore_high_water) {
+    size_t off = 0;
+    while (!failed && hs_done && off < len && (ignore_high_water || out.size() < TlsSession::kOutputHighWater)) {
       // mbedTLS writes at most one record per call and returns the bytes taken; if it ever
-      // returned WANT_*, the same bytes stay at the queue front for the retry it requires.
-      int rc = mbedtls_ssl_write(&ssl, reinterpret_cast<const unsigned char*>(plain.data()) + plain_off,
-                                 plain.size() - plain_off);
+      // returned WANT_*, the same bytes stay at the caller's queue front for the retry it requires.
+      int rc = mbedtls_ssl_write(&ssl, reinterpret_cast<const unsigned char*>(data) + off, len - off);
       if (rc > 0) {
-        plain_off += static_cast<size_t>(rc);
+        off += static_cast<size_t>(rc);
       } else if (is_want(rc)) {
         break;
       } else {
         fail_code("TLS write failed", rc);
       }
     }
+    return off;
+  }
+
+  // Encrypts queued plaintext while the output stays below the high-water mark (or all of it
+  // when ignore_high_water, used before close_notify so the alert follows the data).
+  void flush_plain(bool ignore_high_water) {
+    plain_off += encrypt(plain.data() + plain_off, plain.size() - plain_off, ignore_high_water);
     if (plain_off == plain.size()) {
       release_if_drained(plain);
       plain_off = 0;
@@ -387,6 +393,15 @@ TlsStatus TlsSession::write(std::string_view plaintext) {
   if (plaintext.size() > write_capacity()) {
     s.fail("TLS plaintext queue limit exceeded");
     return TlsStatus::error;
+  }
+  if (s.hs_done && s.plain_off == s.plain.size()) {
+    // Nothing queued: encrypt straight from the caller's bytes (the common case on the push path)
+    // instead of copying every request through the plaintext queue first; only what the
+    // high-water mark holds back is queued.
+    size_t taken = s.encrypt(plaintext.data(), plaintext.size(), false);
+    if (s.failed) return TlsStatus::error;
+    if (taken < plaintext.size()) s.plain.append(plaintext.data() + taken, plaintext.size() - taken);
+    return s.status();
   }
   s.plain.append(plaintext.data(), plaintext.size());
   s.flush_plain(false);

@@ -15,11 +15,20 @@ namespace {
 constexpr size_t kReadBufferSize = 64u << 10;
 thread_local char t_read_buf[kReadBufferSize];
 
+// Ciphertext chunks: a batch is encrypted a bounded piece at a time into chunks of about
+// kChunkReserve bytes (below glibc's 64 KB mmap threshold) and handed to the socket as one
+// uv_write of up to kMaxChunks buffers.
+constexpr size_t kChunkReserve = 48u << 10;
+constexpr size_t kMaxChunks = 8;
+constexpr size_t kMaxSpare = 4;
+
 }  // namespace
 
 struct TlsStream::WriteReq {
   uv_write_t req{};
-  std::string data;
+  std::string chunks[kMaxChunks];
+  size_t count = 0;
+  size_t bytes = 0;
   TlsStream* self = nullptr;
 };
 
@@ -35,7 +44,7 @@ TlsStream::TlsStream(uv_loop_t* loop, uv_tcp_t* tcp, const TlsContext* tls, Stre
   ++open_;
 }
 
-TlsStream::~TlsStream() = default;
+TlsStream::~TlsStream() { delete held_; }
 
 void TlsStream::start(std::string_view hostname) {
   if (closed_) return;
@@ -56,19 +65,29 @@ void TlsStream::start(std::string_view hostname) {
 bool TlsStream::handshake_done() const { return tls_ctx_ == nullptr || (tls_ && tls_->handshake_done()); }
 
 bool TlsStream::can_write() const {
-  if (closed_ || failed_ || queued_bytes_ >= opt_.max_write_buffer) return false;
+  if (closed_ || failed_ || queued_bytes() >= opt_.max_write_buffer) return false;
   return !tls_ || tls_->write_capacity() >= 16384;
 }
 
-bool TlsStream::write(std::string_view plaintext) {
+bool TlsStream::write(std::string_view plaintext, bool more) {
   if (closed_ || failed_) return false;
-  if (!tls_) return write_raw(std::string(plaintext));
+  if (!tls_) {
+    std::string chunk = take_spare();
+    chunk.assign(plaintext.data(), plaintext.size());
+    if (!hold_chunk(std::move(chunk))) return false;
+    return more || submit_held();
+  }
   if (tls_->write(plaintext) == TlsStatus::error) {
     fail_tls();
     return false;
   }
-  flush_tls();
+  flush_tls(more);
   return !failed_;
+}
+
+void TlsStream::flush() {
+  if (closed_ || failed_) return;
+  submit_held();
 }
 
 void TlsStream::alloc_cb(uv_handle_t*, size_t, uv_buf_t* buf) noexcept {
@@ -131,29 +150,70 @@ void TlsStream::on_read(ssize_t nread, const uv_buf_t* buf) {
   if (tls_->peer_closed() && listener_) listener_->on_stream_eof(true);
 }
 
-void TlsStream::flush_tls() {
+void TlsStream::flush_tls(bool hold) {
   if (!tls_ || closed_) return;
   while (tls_->pending_output() > 0) {
-    std::string out;
+    // take_output() hands the session's buffer over and keeps the (empty, reserved) one passed
+    // in for the next records, so chunks circulate instead of being grown from nothing.
+    std::string out = take_spare();
     tls_->take_output(out);
-    if (out.empty()) break;
-    if (!write_raw(std::move(out))) return;
+    if (out.empty()) {
+      give_spare(std::move(out));
+      break;
+    }
+    if (!hold_chunk(std::move(out))) return;
   }
+  if (!hold) submit_held();
 }
 
-bool TlsStream::write_raw(std::string data) {
-  if (closed_ || failed_ || uv_is_closing(reinterpret_cast<uv_handle_t*>(tcp_))) return false;
-  auto* w = new WriteReq();
-  w->data = std::move(data);
+std::string TlsStream::take_spare() {
+  std::string s;
+  if (!spare_.empty()) {
+    s = std::move(spare_.back());
+    spare_.pop_back();
+  }
+  if (s.capacity() < kChunkReserve) s.reserve(kChunkReserve);
+  return s;
+}
+
+void TlsStream::give_spare(std::string&& s) {
+  // Only chunks that kept the usual size: one a burst grew past the mmap threshold is freed.
+  if (spare_.size() >= kMaxSpare || s.capacity() > kChunkReserve * 5 / 4) return;
+  s.clear();
+  spare_.push_back(std::move(s));
+}
+
+bool TlsStream::hold_chunk(std::string&& data) {
+  if (closed_ || failed_) return false;
+  if (held_ && held_->count == kMaxChunks && !submit_held()) return false;
+  if (!held_) held_ = new WriteReq();
+  held_bytes_ += data.size();
+  held_->bytes += data.size();
+  held_->chunks[held_->count++] = std::move(data);
+  return true;
+}
+
+bool TlsStream::submit_held() {
+  if (!held_) return true;
+  WriteReq* w = held_;
+  held_ = nullptr;
+  held_bytes_ -= w->bytes;
+  if (closed_ || failed_ || uv_is_closing(reinterpret_cast<uv_handle_t*>(tcp_))) {
+    delete w;
+    return false;
+  }
   w->self = this;
   w->req.data = w;
-  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  queued_bytes_ += w->data.size();
+  uv_buf_t bufs[kMaxChunks];
+  for (size_t i = 0; i < w->count; ++i)
+    bufs[i] = uv_buf_init(w->chunks[i].data(), static_cast<unsigned>(w->chunks[i].size()));
+  queued_bytes_ += w->bytes;
   ++open_;  // a write request keeps the object alive until its callback
-  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &b, 1, &TlsStream::write_cb);
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), bufs, static_cast<unsigned>(w->count),
+                    &TlsStream::write_cb);
   if (rc != 0) {
     --open_;
-    queued_bytes_ -= w->data.size();
+    queued_bytes_ -= w->bytes;
     delete w;
     fail(StreamFailure::write, std::string("write: ") + uv_strerror(rc));
     return false;
@@ -164,7 +224,10 @@ bool TlsStream::write_raw(std::string data) {
 void TlsStream::write_cb(uv_write_t* req, int status) noexcept {
   auto* w = static_cast<WriteReq*>(req->data);
   TlsStream* self = w->self;
-  self->queued_bytes_ -= w->data.size();
+  self->queued_bytes_ -= w->bytes;
+  if (!self->closed_) {
+    for (size_t i = 0; i < w->count; ++i) self->give_spare(std::move(w->chunks[i]));
+  }
   delete w;
   --self->open_;
   if (!self->closed_ && !self->failed_) {
@@ -205,13 +268,16 @@ void TlsStream::close() {
   // is empty; pending writes are cancelled by uv_close.
   if (tls_) {
     tls_->close_notify();  // a no-op before the handshake is over, an error once failed
-    while (!failed_ && tls_->pending_output() > 0) {
-      std::string out;
-      tls_->take_output(out);
-      if (out.empty() || !write_raw(std::move(out))) break;
-    }
+    if (!failed_) flush_tls();  // held ciphertext first, then the alert
+  } else if (!failed_) {
+    submit_held();
   }
+  delete held_;  // only left when the stream failed: nothing more goes out
+  held_ = nullptr;
+  held_bytes_ = 0;
   closed_ = true;
+  spare_.clear();
+  spare_.shrink_to_fit();
   // Nothing reads TLS state after this; freeing the session now means it never outlives the
   // caller's TlsContext.
   tls_.reset();

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace aloha::net {
 
@@ -68,10 +69,16 @@ class TlsStream {
   // Queues plaintext: encrypted (or, cleartext, copied) and handed to uv_write. false once the
   // stream failed or is closed (an error event follows for a failure). Check can_write() first
   // to respect the bound; write() itself only fails on the TLS plaintext hard limit.
-  bool write(std::string_view plaintext);
+  // more = true holds the ciphertext back until a later write() without it, flush(), or any other
+  // output of the stream: a caller producing a batch in pieces (bounded scratch buffers) still
+  // hands the socket one write request for the whole batch.
+  bool write(std::string_view plaintext, bool more = false);
+  // Hands ciphertext held back by write(..., true) to the socket.
+  void flush();
   // Room for at least a full TLS record of plaintext, and the socket queue below its bound.
   bool can_write() const;
-  size_t queued_bytes() const { return queued_bytes_; }
+  // Ciphertext handed to the socket and not yet written, plus ciphertext held back (more = true).
+  size_t queued_bytes() const { return queued_bytes_ + held_bytes_; }
   // uv_now() of the last socket read (any bytes, also a partial TLS record); 0 before one.
   uint64_t last_read_ms() const { return last_read_ms_; }
 
@@ -100,8 +107,13 @@ class TlsStream {
   ~TlsStream();
 
   void on_read(ssize_t nread, const uv_buf_t* buf);
-  void flush_tls();
-  bool write_raw(std::string data);
+  // Moves the TLS session's ciphertext into the held write request; submits it unless `hold`.
+  void flush_tls(bool hold = false);
+  // Appends bytes to the held write request (a fresh chunk: no copy when `data` is moved in).
+  bool hold_chunk(std::string&& data);
+  bool submit_held();
+  std::string take_spare();
+  void give_spare(std::string&& s);
   void fail(StreamFailure kind, std::string message);
   void fail_tls();
   void maybe_free();
@@ -122,6 +134,12 @@ class TlsStream {
   size_t queued_bytes_ = 0;
   uint64_t last_read_ms_ = 0;
   std::string plain_;         // scratch: decrypted bytes of one read
+  WriteReq* held_ = nullptr;  // ciphertext chunks not yet handed to uv_write (write(..., true))
+  size_t held_bytes_ = 0;
+  // Emptied ciphertext chunks of completed writes, reused as the TLS session's output buffer:
+  // they stay below glibc's mmap threshold, so a batch of pushes costs no mmap/munmap and no
+  // page faults (large one-off buffers did). Bounded by kMaxSpare.
+  std::vector<std::string> spare_;
 };
 
 }  // namespace aloha::net

@@ -241,7 +241,7 @@ h2::H2Request ApnsPusher::build_request(const Job& job) const {
   if (m.priority != 0) r.headers.push_back({"apns-priority", std::to_string(m.priority)});
   if (m.expiration_s >= 0) r.headers.push_back({"apns-expiration", std::to_string(m.expiration_s)});
   if (!m.collapse_id.empty()) r.headers.push_back({"apns-collapse-id", m.collapse_id});
-  r.headers.push_back({"apns-id", job.apns_id});
+  r.headers.push_back({"apns-id", job.apns_id, {}, /*no_index=*/true});
   r.shared_body = job.body;
   return r;
 }

@@ -18,6 +18,7 @@ struct ServerStream {
   int32_t id = 0;
   std::string method, path, authority, scheme;
   std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::string> never_indexed;  // names received as "literal never indexed"
   std::string body;
   bool complete = false;   // END_STREAM received
   std::string response_body;
@@ -94,10 +95,11 @@ class MemServer {
     return 0;
   }
   static int on_header(nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl,
-                       const uint8_t* v, size_t vl, uint8_t, void* u) {
+                       const uint8_t* v, size_t vl, uint8_t flags, void* u) {
     auto it = me(u)->streams.find(f->hd.stream_id);
     if (it == me(u)->streams.end()) return 0;
     std::string name((const char*)n, nl), value((const char*)v, vl);
+    if (flags & NGHTTP2_NV_FLAG_NO_INDEX) it->second.never_indexed.push_back(name);
     if (name == ":method") it->second.method = value;
     else if (name == ":path") it->second.path = value;
     else if (name == ":authority") it->second.authority = value;
@@ -470,6 +472,56 @@ TEST_CASE("session: a shared body is sent as is; a finished request's id stays u
   CHECK(client.cancel(b));
   REQUIRE(results.size() == 2);
   CHECK(results[1].failure == FailureKind::timeout);
+}
+
+TEST_CASE("session: a no_index header is sent never-indexed and stays out of the HPACK table") {
+  Session client;
+  MemServer server;
+  std::vector<size_t> table_after;
+  for (int i = 0; i < 3; ++i) {
+    H2Request r = make_req("/3/device/t" + std::to_string(i));
+    r.headers.push_back({"apns-id", "0a1b2c3d-0000-0000-0000-00000000000" + std::to_string(i), {}, true});
+    REQUIRE(client.submit(std::move(r), [](const H2Response&) {}) > 0);
+    pump(client, server);
+    auto ready = server.ready();
+    REQUIRE(ready.size() == 1);
+    const ServerStream& s = server.streams.at(ready[0]);
+    REQUIRE(s.headers.size() == 3);
+    CHECK(s.headers[2].second == "0a1b2c3d-0000-0000-0000-00000000000" + std::to_string(i));
+    REQUIRE(s.never_indexed.size() == 1);
+    CHECK(s.never_indexed[0] == "apns-id");
+    table_after.push_back(nghttp2_session_get_hd_inflate_dynamic_table_size(server.ng));
+    server.answered[ready[0]] = true;
+    server.respond(ready[0], 200, "", {});
+    pump(client, server);
+  }
+  // The repeated headers were indexed by the first request; the unique ones added nothing since.
+  CHECK(table_after[0] > 0);
+  CHECK(table_after[1] == table_after[0]);
+  CHECK(table_after[2] == table_after[0]);
+}
+
+TEST_CASE("session: take_output(out, max) hands out a batch in pieces of about max bytes") {
+  Session client;
+  MemServer server;
+  pump(client, server);  // SETTINGS both ways: the stream limit is known
+  for (int i = 0; i < 8; ++i)
+    REQUIRE(client.submit(make_req("/3/device/p" + std::to_string(i), std::string(3000, 'x')),
+                          [](const H2Response&) {}) > 0);
+  std::string all;
+  int pieces = 0;
+  for (;;) {
+    std::string out;
+    size_t n = client.take_output(out, 4096);
+    if (n == 0) break;
+    ++pieces;
+    CHECK(n == out.size());
+    CHECK(n < 4096 + 3000 + 200);  // stops after the frame that reaches max
+    all += out;
+  }
+  CHECK(pieces >= 4);  // 8 × 3 KB bodies: one piece without the bound
+  REQUIRE(nghttp2_session_mem_recv(server.ng, (const uint8_t*)all.data(), all.size()) == (ssize_t)all.size());
+  CHECK(server.ready().size() == 8);
 }
 
 TEST_CASE("session: keep_response_headers stores only the listed response headers") {

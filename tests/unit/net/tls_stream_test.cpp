@@ -205,6 +205,62 @@ TEST_CASE("tls stream: the write bound holds can_write() back until libuv comple
   CHECK_FALSE(c.eof_close_notify);
 }
 
+TEST_CASE("tls stream: write(..., more) holds ciphertext until flush(): one socket write per batch") {
+  auto cctx = aloha::test::make_client();
+  auto sctx = aloha::test::make_server();
+  TcpPair p;
+  Peer c, s;
+  c.stream = TlsStream::attach(&p.loop, p.client, cctx.get(), &c);
+  s.stream = TlsStream::attach(&p.loop, p.server, sctx.get(), &s);
+  s.stream->start("");
+  c.stream->start("localhost");
+  REQUIRE(p.run([&] { return (c.ready && s.ready) || c.errors + s.errors > 0; }));
+  REQUIRE(c.ready);
+  REQUIRE(p.run([&] { return c.stream->queued_bytes() == 0; }));  // handshake writes done
+  int written_before = c.written;
+
+  // 6 pieces of 5 KB (each its own record and chunk): held, counted in queued_bytes().
+  const std::string all = aloha::test::pattern(6 * 5000, 3);
+  for (size_t i = 0; i < 6; ++i) REQUIRE(c.stream->write(std::string_view(all).substr(i * 5000, 5000), true));
+  CHECK(c.stream->queued_bytes() > all.size());  // ciphertext: plaintext + record overhead
+  CHECK(c.written == written_before);
+  c.stream->flush();
+  REQUIRE(p.run([&] { return s.data.size() >= all.size() || c.errors + s.errors > 0; }));
+  CHECK(s.data == all);
+  REQUIRE(p.run([&] { return c.stream->queued_bytes() == 0; }));
+  CHECK(c.written == written_before + 1);  // the whole batch in one write request
+
+  // More pieces than one request holds go out as several requests, in order; held bytes are
+  // sent before the close_notify.
+  s.data.clear();
+  const std::string more = aloha::test::pattern(20 * 1000, 5);
+  for (size_t i = 0; i < 20; ++i) REQUIRE(c.stream->write(std::string_view(more).substr(i * 1000, 1000), true));
+  c.stream->close();
+  REQUIRE(p.run([&] { return c.closed && s.closed; }));
+  CHECK(s.data == more);
+  CHECK(s.eof_close_notify);
+  CHECK(c.errors + s.errors == 0);
+}
+
+TEST_CASE("tls stream: cleartext write(..., more) is held until a write without it") {
+  TcpPair p;
+  Peer c, s;
+  c.stream = TlsStream::attach(&p.loop, p.client, nullptr, &c);
+  s.stream = TlsStream::attach(&p.loop, p.server, nullptr, &s);
+  c.stream->start("");
+  s.stream->start("");
+  REQUIRE(c.stream->write("ab", true));
+  REQUIRE(c.stream->write("cd", true));
+  CHECK(c.stream->queued_bytes() == 4);
+  REQUIRE(c.stream->write("ef"));
+  REQUIRE(p.run([&] { return s.data.size() >= 6; }));
+  CHECK(s.data == "abcdef");
+  REQUIRE(p.run([&] { return c.written > 0 && c.stream->queued_bytes() == 0; }));
+  CHECK(c.written == 1);
+  c.stream->close();
+  REQUIRE(p.run([&] { return c.closed && s.closed; }));
+}
+
 TEST_CASE("tls stream: set_listener(nullptr) then close() frees the stream without events") {
   TcpPair p;
   Peer c, s;
