@@ -182,9 +182,28 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
     }
   }
   if (!delete_at.empty()) {
-    svc.store.db().write([&] {
-      for (size_t j : delete_at) svc.store.devices().delete_row(rows[j]);
-    });
+    store::Database& db = svc.store.db();
+    if (!db.write_paused()) {
+      db.write([&] {
+        for (size_t j : delete_at) svc.store.devices().delete_row(rows[j]);
+      });
+    } else {
+      // The store is truncating its WAL (a write pause, a few ms): the duplicate id-rows are
+      // deleted when it ends. The notify goes on with them already left out; if the pause queue
+      // is full they stay until the next notify for this user finds them again.
+      std::vector<store::DeviceRow> dup;
+      for (size_t j : delete_at) dup.push_back(rows[j]);
+      store::Store* st = &svc.store;
+      (void)db.park([st, dup = std::move(dup)] {
+        try {
+          st->db().write([&] {
+            for (const auto& r : dup) st->devices().delete_row(r);
+          });
+        } catch (const std::exception& e) {
+          LOG_WARN("notify: could not delete a duplicate device row: %s", e.what());
+        }
+      });
+    }
   }
   int64_t n_android = 0, n_apple = 0;
   bool any_fcm = false, any_apns = false;

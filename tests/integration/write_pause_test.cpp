@@ -22,6 +22,7 @@
 #include "core/encoding.h"
 #include "core/log.h"
 #include "http/server.h"
+#include "push/notify_service.h"
 #include "push/pusher.h"
 #include "store/store.h"
 #include "support/fixture.h"
@@ -89,9 +90,10 @@ class InProcessBouncer {
     store->db().set_syncer(&slow);
     Config config;
     api::RateLimiter limiter(1'000'000, SystemClock::instance());
-    push::PusherRegistry pushers;
+    push::PusherRegistry pushers;  // empty: notify counts devices and sends nothing
+    push::NotifyService notify(SystemClock::instance(), config.push);
     auto router = std::make_unique<api::Router>(
-        api::Services{config, *store, limiter, SystemClock::instance(), &loop, &pushers, nullptr});
+        api::Services{config, *store, limiter, SystemClock::instance(), &loop, &pushers, &notify});
     api::register_all_routes(*router);
     api::Router* r = router.get();
     auto server = std::make_unique<http::Server>(&loop, http::ServerLimits{}, [r](http::Request&& req, http::Reply reply) {
@@ -131,6 +133,24 @@ HttpResult post(HttpConnection& c, const std::string& path, const Fields& fields
   std::vector<http::Header> h{{"content-type", "application/x-www-form-urlencoded"}};
   if (!auth.empty()) h.push_back({"authorization", "Basic " + enc::base64_encode(auth)});
   return c.request("POST", path, h, form_encode(fields), 10'000);
+}
+
+HttpResult post_json(HttpConnection& c, const std::string& path, const std::string& body, const std::string& auth) {
+  std::vector<http::Header> h{{"content-type", "application/json"},
+                              {"authorization", "Basic " + enc::base64_encode(auth)}};
+  return c.request("POST", path, h, body, 10'000);
+}
+
+int64_t sql_count(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) return -1;
+  sqlite3_stmt* s = nullptr;
+  int64_t n = -1;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+    n = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return n;
 }
 
 }  // namespace
@@ -203,5 +223,68 @@ TEST_SUITE("integration/store/write_pause") {
     CHECK(sqlite3_column_int64(s, 0) == kClients * kEach);
     sqlite3_finalize(s);
     sqlite3_close(db);
+  }
+
+  TEST_CASE("push/notify's duplicate id-row deletion during write pauses: answered 200, rows deleted after") {
+    const LogLevel level = log_level();
+    log_set_level(LogLevel::warn);
+    struct Restore {
+      LogLevel l;
+      ~Restore() { log_set_level(l); }
+    } restore{level};
+    TempDir dir;
+    const std::string db_path = dir.file("bouncer.sqlite3");
+    InProcessBouncer b(db_path);
+    REQUIRE(b.port() > 0);
+    const uint16_t port = static_cast<uint16_t>(b.port());
+    const std::string uuid = random_uuid4(), key = random_key(), auth = uuid + ":" + key;
+    {
+      HttpConnection c;
+      REQUIRE(c.connect("127.0.0.1", port, 5000));
+      REQUIRE(post(c, remotes("server/register"),
+                   {{"aloha_org_id", uuid}, {"aloha_org_key", key}, {"hostname", "pause2.aloha-test.org"},
+                    {"contact_email", "admin@aloha-test.org"}}, "").status == 200);
+    }
+    // Registrations from another client keep the WAL growing, so write pauses come every few batches.
+    std::atomic<bool> done{false};
+    std::thread load([&] {
+      HttpConnection c;
+      if (!c.connect("127.0.0.1", port, 5000)) return;
+      for (int n = 0; !done.load(); ++n)
+        post(c, remotes("push/register"),
+             {{"user_id", std::to_string(n)}, {"token", "load-" + std::to_string(n)}, {"token_kind", "2"}}, auth);
+    });
+    // Each user has a uuid-row and an id-row for one token; the notify naming both deletes the
+    // id-row in its step 2 — during a pause that deletion is parked, and the notify still answers.
+    constexpr int kUsers = 120;
+    int notified = 0;
+    std::vector<std::string> failures;
+    {
+      HttpConnection c;
+      REQUIRE(c.connect("127.0.0.1", port, 5000));
+      for (int u = 0; u < kUsers; ++u) {
+        const std::string user_uuid = random_uuid4(), uid = std::to_string(100'000 + u), tok = "dup-" + std::to_string(u);
+        HttpResult r1 = post(c, remotes("push/register"), {{"user_uuid", user_uuid}, {"token", tok}, {"token_kind", "2"}}, auth);
+        HttpResult r2 = post(c, remotes("push/register"), {{"user_id", uid}, {"token", tok}, {"token_kind", "2"}}, auth);
+        HttpResult n = post_json(c, remotes("push/notify"), R"({"user_id":)" + uid + R"(,"user_uuid":")" + user_uuid + "\"}", auth);
+        if (r1.status == 200 && r2.status == 200 && n.status == 200 &&
+            n.body.find("\"total_android_devices\":1,") != std::string::npos)
+          ++notified;
+        else if (failures.size() < 3)
+          failures.push_back(std::to_string(r1.status) + "/" + std::to_string(r2.status) + "/" + std::to_string(n.status) + " " + n.body);
+      }
+    }
+    done = true;
+    load.join();
+    Result res = b.stop();
+    for (const auto& f : failures) MESSAGE(f);
+    MESSAGE(res.stats.write_pauses, " write pauses, ", res.stats.parked, " items parked");
+    CHECK(notified == kUsers);
+    CHECK(res.stats.write_pauses >= 2);
+    CHECK(res.stats.park_refused == 0);
+    CHECK(res.parked_at_end == 0);
+    // Every id-row is gone (deleted at once or after its pause); every uuid-row stays.
+    CHECK(sql_count(db_path, "SELECT count(*) FROM devices WHERE token LIKE 'dup-%' AND user_id IS NOT NULL") == 0);
+    CHECK(sql_count(db_path, "SELECT count(*) FROM devices WHERE token LIKE 'dup-%' AND user_uuid IS NOT NULL") == kUsers);
   }
 }
