@@ -1,6 +1,7 @@
 // aloha-bouncer: command-line entry. Arguments → config → App, plus the server-side client
 // commands. Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -75,6 +76,12 @@ int main(int argc, char** argv) {
       printf("%s: ok\n", path.c_str());
       return 0;
     }
+    // libuv's thread pool runs only WAL fdatasyncs, checkpoints and getaddrinfo; its default of
+    // four threads keeps four stacks of which each used thread leaves ~100 KB resident. Two
+    // threads still let a sync run beside a checkpoint (libuv gives slow work such as getaddrinfo
+    // at most half of them, so a hanging DNS lookup never holds both). Read once, when the pool
+    // starts (the first sync); an operator's own UV_THREADPOOL_SIZE wins.
+    setenv("UV_THREADPOOL_SIZE", "2", 0);
     aloha::App app(std::move(config));
     return app.run();
   }

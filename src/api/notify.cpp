@@ -118,8 +118,11 @@ void check_capacity(std::span<const RowPlan> plan) {
 }
 
 void push_notify(Services& svc, const ExchangePtr& ex) {
-  auto body = std::make_shared<JsonBody>(JsonBody::parse(ex->req));
-  const JsonBody& jb = *body;
+  JsonBody body = JsonBody::parse(ex->req);
+  // The answer waits for the upstreams; until then the request holds no copy of its headers and
+  // body (the document has its own), and the document ends with this function.
+  http::release_content(ex->req);
+  const JsonBody& jb = body;
   // Types, in the order api.md lists them.
   RawIdentity raw;
   raw.user_id = jb.get_int("user_id", Presence::optional, Null::absent);
@@ -220,7 +223,7 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
   }
 
   // Step 3: `remove` events keep the 200 largest message ids. The DOM is ours to rewrite.
-  auto& alloc = body->doc().document().GetAllocator();
+  auto& alloc = body.doc().document().GetAllocator();
   if (push::rewrite_remove_ids(const_cast<Value&>(*gcm_payload), alloc) == push::RemoveIds::invalid)
     throw ApiError::bad_request("Invalid zulip_message_ids");
   const Value* custom = find_member(*apns_payload, "custom");
@@ -282,7 +285,7 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
   const uint64_t generation = svc.store.devices().generation();
   auto fanout = push::Fanout::create(
       svc.loop, svc.store, ns, fo,
-      [svcp, ex, body, android, apple, ident, has_realm, n_android, n_apple, generation,
+      [svcp, ex, tokens = RequestTokens(*android, *apple), ident, has_realm, n_android, n_apple, generation,
        kept = std::move(kept)](const push::FanoutTally&) mutable {
         Services& s = *svcp;
         try {
@@ -295,7 +298,7 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
         JsonFields f;
         f.integer("total_android_devices", n_android);
         f.integer("total_apple_devices", n_apple);
-        append_deleted_devices(f.raw_into("deleted_devices"), kept, *android, *apple);
+        append_deleted_devices(f.raw_into("deleted_devices"), kept, tokens);
         f.raw("realm", has_realm ? R"({"can_push":true,"expected_end_timestamp":null})" : "null");
         // Answered without waiting for the batch's WAL sync: nothing this answer acknowledges must
         // survive a crash. Its only writes are deletions (dead tokens, shadowed id-rows); if one is

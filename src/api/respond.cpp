@@ -148,41 +148,52 @@ bool has_row(const std::vector<store::DeviceRow>& rows, int kind, std::string_vi
   return false;
 }
 
-// Small lists: O(items * (items + rows)) comparisons, views into the DOM, no container unless a
-// token is listed.
-void listed_linear(const std::vector<store::DeviceRow>& rows, const rapidjson::Value& android,
-                   const rapidjson::Value& apple, std::vector<std::string_view>& a,
-                   std::vector<std::string_view>& b) {
-  for (const auto& t : android.GetArray())
-    if (!has_row(rows, store::kKindFcm, view_of(t))) a.push_back(view_of(t));
-  const auto items = apple.GetArray();
-  for (rapidjson::SizeType k = 0; k < items.Size(); ++k) {
-    const std::string_view s = view_of(items[k]);
-    rapidjson::SizeType first = 0;
-    while (first < k && !same_apns_token(view_of(items[first]), s)) ++first;
+// Both token-list forms (request document, RequestTokens) through one interface: size() and
+// operator[] giving a string_view. The document form reads the DOM in place.
+class ValueList {
+ public:
+  explicit ValueList(const rapidjson::Value& v) : v_(v) {}
+  size_t size() const { return v_.Size(); }
+  std::string_view operator[](size_t i) const { return view_of(v_[static_cast<rapidjson::SizeType>(i)]); }
+
+ private:
+  const rapidjson::Value& v_;
+};
+
+// Small lists: O(items * (items + rows)) comparisons, views into the token lists, no container
+// unless a token is listed.
+template <class L>
+void listed_linear(const std::vector<store::DeviceRow>& rows, const L& android, const L& apple,
+                   std::vector<std::string_view>& a, std::vector<std::string_view>& b) {
+  for (size_t k = 0; k < android.size(); ++k)
+    if (!has_row(rows, store::kKindFcm, android[k])) a.push_back(android[k]);
+  for (size_t k = 0; k < apple.size(); ++k) {
+    const std::string_view s = apple[k];
+    size_t first = 0;
+    while (first < k && !same_apns_token(apple[first], s)) ++first;
     if (first == k) {
       if (!has_row(rows, store::kKindApns, s)) b.push_back(s);
-    } else if (view_of(items[first]) != s) {
+    } else if (apple[first] != s) {
       b.push_back(s);  // a case-duplicate of an earlier spelling, reported whether or not a row exists
     }
   }
 }
 
 // Long lists: hash sets, linear in the sizes.
-void listed_hashed(const std::vector<store::DeviceRow>& rows, const rapidjson::Value& android,
-                   const rapidjson::Value& apple, std::vector<std::string_view>& a,
-                   std::vector<std::string_view>& b) {
+template <class L>
+void listed_hashed(const std::vector<store::DeviceRow>& rows, const L& android, const L& apple,
+                   std::vector<std::string_view>& a, std::vector<std::string_view>& b) {
   std::unordered_set<std::string_view> fcm_tokens;
   std::unordered_set<std::string> apns_norms;
   for (const auto& r : rows) {
     if (r.kind == store::kKindFcm) fcm_tokens.insert(r.token);
     else if (r.kind == store::kKindApns) apns_norms.insert(store::normalize_token(r.kind, r.token));
   }
-  for (const auto& t : android.GetArray())
-    if (!fcm_tokens.count(view_of(t))) a.push_back(view_of(t));
+  for (size_t k = 0; k < android.size(); ++k)
+    if (!fcm_tokens.count(android[k])) a.push_back(android[k]);
   std::unordered_map<std::string, std::string_view> first_spelling;
-  for (const auto& t : apple.GetArray()) {
-    const std::string_view s = view_of(t);
+  for (size_t k = 0; k < apple.size(); ++k) {
+    const std::string_view s = apple[k];
     std::string lower = store::normalize_token(store::kKindApns, s);
     auto [it, fresh] = first_spelling.emplace(lower, s);
     if (fresh) {
@@ -206,13 +217,11 @@ void append_sorted_list(std::string& out, std::vector<std::string_view>& items) 
   out += ']';
 }
 
-}  // namespace
-
-void append_deleted_devices(std::string& out, const std::vector<store::DeviceRow>& rows_after,
-                            const rapidjson::Value& android, const rapidjson::Value& apple,
-                            size_t linear_max) {
+template <class L>
+void append_deleted(std::string& out, const std::vector<store::DeviceRow>& rows_after, const L& android,
+                    const L& apple, size_t linear_max) {
   std::vector<std::string_view> a, b;
-  if (android.Size() <= linear_max && apple.Size() <= linear_max)
+  if (android.size() <= linear_max && apple.size() <= linear_max)
     listed_linear(rows_after, android, apple, a, b);
   else
     listed_hashed(rows_after, android, apple, a, b);
@@ -221,6 +230,45 @@ void append_deleted_devices(std::string& out, const std::vector<store::DeviceRow
   out += ",\"apple_devices\":";
   append_sorted_list(out, b);
   out += '}';
+}
+
+}  // namespace
+
+void append_deleted_devices(std::string& out, const std::vector<store::DeviceRow>& rows_after,
+                            const rapidjson::Value& android, const rapidjson::Value& apple,
+                            size_t linear_max) {
+  append_deleted(out, rows_after, ValueList(android), ValueList(apple), linear_max);
+}
+
+void append_deleted_devices(std::string& out, const std::vector<store::DeviceRow>& rows_after,
+                            const RequestTokens& tokens, size_t linear_max) {
+  append_deleted(out, rows_after, tokens.android(), tokens.apple(), linear_max);
+}
+
+RequestTokens::RequestTokens(const rapidjson::Value& android, const rapidjson::Value& apple) {
+  const size_t n = android.Size() + apple.Size();
+  if (n == 0) return;
+  size_t bytes = 0;
+  for (const auto& t : android.GetArray()) bytes += t.GetStringLength();
+  for (const auto& t : apple.GetArray()) bytes += t.GetStringLength();
+  // Sized once: one allocation each for the text and the offsets.
+  text_.reserve(bytes);
+  ends_.reserve(n);
+  for (const auto& t : android.GetArray()) {
+    text_.append(t.GetString(), t.GetStringLength());
+    ends_.push_back(text_.size());
+  }
+  for (const auto& t : apple.GetArray()) {
+    text_.append(t.GetString(), t.GetStringLength());
+    ends_.push_back(text_.size());
+  }
+  n_android_ = android.Size();
+}
+
+std::string_view RequestTokens::List::operator[](size_t i) const {
+  const size_t k = first_ + i;
+  const size_t begin = k == 0 ? 0 : owner_->ends_[k - 1];
+  return std::string_view(owner_->text_).substr(begin, owner_->ends_[k] - begin);
 }
 
 }  // namespace aloha::api

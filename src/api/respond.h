@@ -67,4 +67,41 @@ void append_deleted_devices(std::string& out, const std::vector<store::DeviceRow
                             const rapidjson::Value& android, const rapidjson::Value& apple,
                             size_t linear_max = kDeletedDevicesLinearMax);
 
+// push/notify's android_devices and apple_devices copied out of the request document, so that
+// the answer, given when the upstreams have answered, needs neither the document nor the body
+// (a notify in flight then holds a few bytes per token instead of some KB). All tokens share one
+// buffer; empty lists allocate nothing.
+class RequestTokens {
+ public:
+  // A view of one of the two lists; valid while its RequestTokens lives and is not changed.
+  class List {
+   public:
+    size_t size() const { return n_; }
+    std::string_view operator[](size_t i) const;
+
+   private:
+    friend class RequestTokens;
+    List(const RequestTokens* owner, size_t first, size_t n) : owner_(owner), first_(first), n_(n) {}
+    const RequestTokens* owner_;
+    size_t first_;
+    size_t n_;
+  };
+
+  RequestTokens() = default;
+  // Both must be JSON arrays of strings (push/notify checks them with expect_items first).
+  RequestTokens(const rapidjson::Value& android, const rapidjson::Value& apple);
+
+  List android() const { return List(this, 0, n_android_); }
+  List apple() const { return List(this, n_android_, ends_.size() - n_android_); }
+
+ private:
+  std::string text_;          // every token, back to back (android first)
+  std::vector<size_t> ends_;  // end offset of each token in text_
+  size_t n_android_ = 0;
+};
+
+// The same as the rapidjson form, from copied lists.
+void append_deleted_devices(std::string& out, const std::vector<store::DeviceRow>& rows_after,
+                            const RequestTokens& tokens, size_t linear_max = kDeletedDevicesLinearMax);
+
 }  // namespace aloha::api

@@ -62,6 +62,10 @@ std::vector<Request>& request_pool() {
 void recycle_request(Request&& r) noexcept {
   auto& pool = request_pool();
   if (pool.size() >= kMaxRecycledRequests || r.body.capacity() > kMaxRecycledBody) return;
+  // A request whose content went back already (release_content) keeps nothing worth reusing;
+  // pooled, it would be handed out before the full ones and the next parse would allocate again.
+  if (r.headers.capacity() == 0 && r.spare_headers.empty() && r.body.capacity() <= std::string().capacity())
+    return;
   if (pool.capacity() == 0) {
     // The pool's own storage is allocated once; reserve may throw, and recycling is optional.
     try {
@@ -96,6 +100,22 @@ void recycle_request(Request&& r) noexcept {
   r.body.clear();
   r.remote.clear();
   pool.push_back(std::move(r));  // within the reserved capacity: no allocation, cannot throw
+}
+
+void release_content(Request& r) noexcept {
+  Request content;
+  content.target = std::move(r.target);
+  content.query = std::move(r.query);
+  content.headers = std::move(r.headers);
+  content.body = std::move(r.body);
+  content.spare_headers = std::move(r.spare_headers);
+  // Moved-from strings and vectors are valid but unspecified: make them plainly empty.
+  r.target.clear();
+  r.query.clear();
+  r.headers.clear();
+  r.body.clear();
+  r.spare_headers.clear();
+  recycle_request(std::move(content));
 }
 
 Request fresh_request() noexcept {

@@ -74,6 +74,11 @@ inline constexpr size_t kMaxSpareHeaderBytes = 256;
 void recycle_request(Request&& r) noexcept;
 // An empty Request, from the free list when it has one.
 Request fresh_request() noexcept;
+// For a handler that keeps its request for a while after reading it (push/notify waits for its
+// upstream answers): hands the content buffers (target, query, headers, body) to the free list at
+// once, so requests in flight do not each hold a copy of what was already parsed. Keeps method,
+// path and remote (error logs, the access log); the headers and body read empty afterwards.
+void release_content(Request& r) noexcept;
 
 // Reason phrase for a status code ("OK", "Bad Request", ...).
 const char* reason_phrase(int status);

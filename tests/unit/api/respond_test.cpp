@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -38,6 +39,25 @@ std::string deleted(const std::vector<DeviceRow>& rows, const std::string& andro
                                      *b.get("b", aloha::api::JType::list, aloha::api::Presence::required),
                                      linear_max);
   REQUIRE(out.substr(0, 1) == "x");  // appended, nothing before it touched
+  return out.substr(1);
+}
+
+// The same through RequestTokens copied from the document, with the document gone before the
+// answer is built (as push/notify does): the lists must not point into it.
+std::string deleted_copied(const std::vector<DeviceRow>& rows, const std::string& android_json,
+                           const std::string& apple_json, size_t linear_max) {
+  std::optional<aloha::api::RequestTokens> tokens;
+  {
+    JsonBody b = JsonBody::parse("{\"a\":" + android_json + ",\"b\":" + apple_json + "}");
+    tokens.emplace(*b.get("a", aloha::api::JType::list, aloha::api::Presence::required),
+                   *b.get("b", aloha::api::JType::list, aloha::api::Presence::required));
+    // Overwrite the freed document's slot with another parse, so stale views would show.
+    JsonBody other = JsonBody::parse("{\"a\":[\"XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\"]}");
+  }
+  JsonBody scribble = JsonBody::parse("{\"zz\":[\"YYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYY\"]}");
+  std::string out = "x";
+  aloha::api::append_deleted_devices(out, rows, *tokens, linear_max);
+  REQUIRE(out.substr(0, 1) == "x");
   return out.substr(1);
 }
 
@@ -105,6 +125,9 @@ TEST_CASE("respond: deleted devices lists unknown tokens sorted, APNs case-insen
       R"("apple_devices":["ABcd","DEAD","beef","dead","fcm-kept"]})";
   CHECK(deleted(rows, android, apple, kForceLinear) == want);
   CHECK(deleted(rows, android, apple, kForceHashed) == want);
+  CHECK(deleted_copied(rows, android, apple, kForceLinear) == want);
+  CHECK(deleted_copied(rows, android, apple, kForceHashed) == want);
+  CHECK(deleted_copied(rows, "[]", "[]", kForceLinear) == R"({"android_devices":[],"apple_devices":[]})");
   CHECK(deleted(rows, "[]", "[]", kForceLinear) == R"({"android_devices":[],"apple_devices":[]})");
   CHECK(deleted({}, "[]", "[]", kForceHashed) == R"({"android_devices":[],"apple_devices":[]})");
 }
@@ -138,6 +161,8 @@ TEST_CASE("respond: deleted devices, linear and hashed paths agree on random inp
     const std::string lin = deleted(rows, android, apple, kForceLinear);
     const std::string hashed = deleted(rows, android, apple, kForceHashed);
     CHECK_MESSAGE(lin == hashed, android, apple);
+    CHECK_MESSAGE(deleted_copied(rows, android, apple, kForceLinear) == lin, android, apple);
+    CHECK_MESSAGE(deleted_copied(rows, android, apple, kForceHashed) == lin, android, apple);
     if (lin != R"({"android_devices":[],"apple_devices":[]})") ++nonempty;
   }
   CHECK(nonempty > 100);  // the inputs do exercise listing
@@ -322,6 +347,58 @@ TEST_CASE("respond: a request parsed into recycled buffers carries nothing of th
   CHECK(b.headers[0].name == "host");
   CHECK(b.headers[0].value == "h2");
   CHECK(b.header("x-one") == nullptr);
+}
+
+TEST_CASE("respond: RequestTokens keeps both lists in order, empty tokens included, and allocates nothing for none") {
+  JsonBody b = JsonBody::parse(R"({"a":["x","","long-android-token-0123456789abcdef"],"b":["APNS",""]})");
+  const aloha::api::RequestTokens t(*b.get("a", aloha::api::JType::list, aloha::api::Presence::required),
+                                    *b.get("b", aloha::api::JType::list, aloha::api::Presence::required));
+  REQUIRE(t.android().size() == 3);
+  CHECK(t.android()[0] == "x");
+  CHECK(t.android()[1].empty());
+  CHECK(t.android()[2] == "long-android-token-0123456789abcdef");
+  REQUIRE(t.apple().size() == 2);
+  CHECK(t.apple()[0] == "APNS");
+  CHECK(t.apple()[1].empty());
+  const aloha::api::RequestTokens none;
+  CHECK(none.android().size() == 0);
+  CHECK(none.apple().size() == 0);
+}
+
+TEST_CASE("respond: release_content hands a request's buffers back and keeps what logs need") {
+  using aloha::http::Request;
+  std::vector<Request> drained;
+  for (size_t i = 0; i < aloha::http::kMaxRecycledRequests + 1; ++i) drained.push_back(aloha::http::fresh_request());
+  drained.clear();
+  Request r;
+  r.method = "POST";
+  r.target = "/api/v1/remotes/push/notify?x=1";
+  r.path = "/api/v1/remotes/push/notify";
+  r.query = "x=1";
+  r.headers.push_back({"authorization", "Basic c2VjcmV0OnNlY3JldA=="});
+  r.body.assign(1000, 'b');
+  r.remote = "127.0.0.1:1";
+  const char* body_buf = r.body.data();
+  aloha::http::release_content(r);
+  CHECK(r.method == "POST");
+  CHECK(r.path == "/api/v1/remotes/push/notify");
+  CHECK(r.remote == "127.0.0.1:1");
+  CHECK(r.target.empty());
+  CHECK(r.query.empty());
+  CHECK(r.headers.empty());
+  CHECK(r.header("authorization") == nullptr);
+  CHECK(r.body.empty());
+  // The buffers went to the free list: the next request gets them, emptied.
+  Request next = aloha::http::fresh_request();
+  CHECK(next.body.data() == body_buf);
+  CHECK(next.body.empty());
+  CHECK(next.headers.empty());
+  CHECK(next.target.empty());
+  // The shell left behind has nothing worth keeping: recycling it does not fill the free list
+  // with requests that would make the next parse allocate again.
+  aloha::http::recycle_request(std::move(r));
+  CHECK(aloha::http::fresh_request().path.capacity() < 27);
+  aloha::http::recycle_request(std::move(next));
 }
 
 }  // TEST_SUITE
