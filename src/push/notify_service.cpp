@@ -94,6 +94,27 @@ void Fanout::on_outcome(size_t i, const Outcome& o) noexcept {
           break;
         }
         int64_t cutoff = dead_token_cutoff_ms(o);
+        if (store_.db().write_paused()) {
+          // The store is truncating its WAL (a write pause, a few ms): the delete runs when the
+          // pause ends. This notify's answer may go out before it and then does not list the
+          // token; if the pause queue is full the token stays until its next 410.
+          store::Store* st = &store_;
+          bool parked = store_.db().park([st, kind = e.kind, token = e.token, cutoff, name = e.pusher->name()] {
+            try {
+              int n = st->devices().delete_dead(kind, token, cutoff);
+              LOG_INFO("push: %s: dead token %s: %d registration(s) deleted after a write pause", name.c_str(),
+                       redact_token(token).c_str(), n);
+            } catch (const std::exception& ex) {
+              LOG_ERROR("push: %s: could not delete dead token %s: %s", name.c_str(), redact_token(token).c_str(),
+                        ex.what());
+            }
+          });
+          ++(parked ? tally_.dead_deleted : tally_.dead_kept);
+          LOG_INFO("push: %s: dead token %s (%d %s): deletion %s", e.pusher->name().c_str(),
+                   redact_token(e.token).c_str(), o.status, o.reason.c_str(),
+                   parked ? "deferred to the end of a write pause" : "dropped (pause queue full)");
+          break;
+        }
         int deleted = 0;
         try {
           // upstreams.md: a dead token is dead for every server that registered it. The delete

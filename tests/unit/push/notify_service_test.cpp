@@ -277,3 +277,87 @@ TEST_CASE("fanout: a refused send is counted, never silently lost") {
 }
 
 }  // TEST_SUITE
+
+namespace {
+
+// Syncs complete at once; background jobs (checkpoints, a pause's TRUNCATE) wait for run_jobs().
+class HeldJobSyncer final : public store::Syncer {
+ public:
+  void sync(int, Done done) override { done(true); }
+  void run(std::function<void()> work, std::function<void()> after) override {
+    jobs.emplace_back(std::move(work), std::move(after));
+  }
+  void run_jobs() {
+    while (!jobs.empty()) {
+      auto job = std::move(jobs.front());
+      jobs.erase(jobs.begin());
+      job.first();
+      job.second();
+    }
+  }
+  std::vector<std::pair<std::function<void()>, std::function<void()>>> jobs;
+};
+
+}  // namespace
+
+TEST_SUITE("push fanout") {
+TEST_CASE("fanout: a dead token answered during a store write pause is deleted when the pause ends") {
+  store::test::TempDir dir;
+  store::StoreOptions opts;
+  opts.db.checkpoint_pages = 1'000'000;  // no PASSIVE pass: only the pause's TRUNCATE
+  opts.db.truncate_pages = 50;
+  store::Store st(dir.file("b.db"), opts);
+  HeldJobSyncer syncer;
+  st.db().set_syncer(&syncer);
+  FakeClock clock;
+  Config::Push cfg;
+  uv_loop_t loop{};
+  uv_loop_init(&loop);
+  const int64_t server = st.servers().insert("11111111-1111-4111-8111-111111111111", "k", "a.example.org", "a@x.org", 1);
+  auto reg = [&](int kind, const std::string& token, int64_t uid) {
+    store::DeviceRegistration r;
+    r.server_id = server;
+    r.kind = kind;
+    r.token = token;
+    if (kind == store::kKindApns) r.ios_app_id = "com.example.app";
+    r.user_id = uid;
+    r.now_ms = 1000;
+    st.db().write([&] { st.devices().register_device(r); });
+  };
+  reg(store::kKindApns, "ab01", 1);
+  // Other users' registrations until the WAL passes truncate_pages and flush() starts a pause.
+  int n = 0;
+  while (!st.db().write_paused()) {
+    REQUIRE(n < 2000);
+    for (int i = 0; i < 20; ++i, ++n) reg(store::kKindFcm, "filler-" + std::to_string(n), 1000 + n);
+    st.db().flush();
+  }
+  REQUIRE(syncer.jobs.size() == 1);  // the TRUNCATE waits on the worker
+
+  push::NotifyService ns(clock, cfg);
+  FakePusher apns("apns", 10);
+  std::optional<push::FanoutTally> answered;
+  auto fan = push::Fanout::create(&loop, st, ns, {}, [&](const push::FanoutTally& t) { answered = t; });
+  push::PushMessage m;
+  m.platform = push::Platform::apns;
+  m.token = "ab01";
+  m.payload = "{}";
+  fan->send(apns, std::move(m));
+  fan->finish();
+  apns.finish(0, push::OutcomeKind::dead_token);  // during the pause: no write() (it would throw)
+  REQUIRE(answered);
+  CHECK(answered->dead_deleted == 1);
+  CHECK(st.db().parked_count() == 1);
+  CHECK(st.devices().for_identity(server, 1, std::nullopt).size() == 1);  // not yet
+  syncer.run_jobs();  // TRUNCATE done: the pause ends and the parked deletion runs
+  CHECK_FALSE(st.db().write_paused());
+  CHECK(st.db().parked_count() == 0);
+  CHECK(st.devices().for_identity(server, 1, std::nullopt).empty());
+  st.db().flush();
+  CHECK(st.devices().for_identity(server, 1, std::nullopt).empty());  // committed
+  fan.reset();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
+  st.db().set_syncer(nullptr);
+}
+}  // TEST_SUITE
