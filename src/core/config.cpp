@@ -292,7 +292,7 @@ class Parser {
       }
       case Section::limits: {
         auto& l = cfg_.limits;
-        if (k == "requests_per_minute") l.requests_per_minute = static_cast<int>(int_in(v, 1, 1'000'000));
+        if (k == "requests_per_minute") l.requests_per_minute = static_cast<int>(int_in(v, 1, 100'000'000));
         else if (k == "max_body_bytes") l.max_body_bytes = static_cast<size_t>(size_in(v, 1, kGiB));
         else if (k == "max_header_bytes") l.max_header_bytes = static_cast<size_t>(size_in(v, 256, kMiB));
         else if (k == "max_headers") l.max_headers = static_cast<size_t>(int_in(v, 1, 10'000));

@@ -262,7 +262,9 @@ database = {self.tmp}/bench.sqlite3
 log_level = warn
 
 [limits]
-requests_per_minute = 1000000
+# The limiter runs on every request, but no scenario may be answered 429: at 45k notifies/s one
+# server passes 1,000,000 a minute within 22 s, and cheap 429 answers would skew the figures.
+requests_per_minute = 100000000
 max_connections = 4096
 
 [apns]

@@ -242,13 +242,13 @@ TEST_CASE("config: listen accepts IPv4, names and bracketed IPv6") {
 TEST_CASE("config: errors name file, line and what is wrong") {
   CHECK(error_of("\n[server]\n\nlistn = 1\n") == "t.conf:4: unknown key 'listn' in [server]");
   CHECK(error_of("[limits]\nrequests_per_minute = 0\n") ==
-        "t.conf:2: [limits] requests_per_minute must be an integer from 1 to 1000000");
-  CHECK(error_of("[limits]\nrequests_per_minute = 1000001\n") ==
-        "t.conf:2: [limits] requests_per_minute must be an integer from 1 to 1000000");
+        "t.conf:2: [limits] requests_per_minute must be an integer from 1 to 100000000");
+  CHECK(error_of("[limits]\nrequests_per_minute = 100000001\n") ==
+        "t.conf:2: [limits] requests_per_minute must be an integer from 1 to 100000000");
   CHECK(error_of("[limits]\nrequests_per_minute = 10x\n") ==
-        "t.conf:2: [limits] requests_per_minute must be an integer from 1 to 1000000");
+        "t.conf:2: [limits] requests_per_minute must be an integer from 1 to 100000000");
   CHECK(error_of("[limits]\nrequests_per_minute =\n") ==
-        "t.conf:2: [limits] requests_per_minute must be an integer from 1 to 1000000");
+        "t.conf:2: [limits] requests_per_minute must be an integer from 1 to 100000000");
   CHECK(error_of("[bogus]\n") == "t.conf:1: unknown section [bogus]");
   CHECK(error_of("[server]\nlisten = a:1\nlisten = b:2\n") ==
         "t.conf:3: duplicate key 'listen' in [server]");
