@@ -50,7 +50,7 @@ struct Config {
     std::string listen_host = "127.0.0.1";   // IPv6 without brackets, e.g. "::1"
     int listen_port = 8080;                  // 0 = ephemeral (tests)
     std::string database = "var/aloha-bouncer.sqlite3";
-    int64_t database_cache_bytes = 1024 * 1024;  // SQLite page cache of the loop connection
+    int64_t database_cache_bytes = 512 * 1024;  // SQLite page cache of the loop connection
     LogLevel log_level = LogLevel::info;
     bool log_tokens = false;
     int64_t shutdown_timeout_ms = 10'000;

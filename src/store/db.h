@@ -39,9 +39,10 @@ struct DatabaseOptions {
   size_t max_parked = 4096;             // work parked during a write pause; beyond it park() refuses
   // Page cache of the loop connection ([server] database_cache). At 1M tokens lookups are
   // scattered and miss a leaf whatever the cache (2 MB or 256 KB: same time per lookup, see
-  // docs/benchmarks.md); small deployments fit whole in 1 MB. Every connection's cache is its
-  // own heap memory, so it counts fully in RSS.
-  int cache_kb = 1024;
+  // docs/benchmarks.md; with schema v2, 512 KB and 1 MB gave the same 25 us per notify at 1M);
+  // small deployments fit whole in 512 KB. Every connection's cache is its own heap memory, so
+  // it counts fully in RSS.
+  int cache_kb = 512;
   // The checkpoint connection copies WAL frames through its own buffer and reads only the schema
   // through its cache: a few pages are enough.
   int checkpoint_cache_kb = 64;
