@@ -554,19 +554,12 @@ void Database::shutdown() noexcept {
   if (queued_callbacks() > 0) flush();
 }
 
-void Database::request_checkpoint() noexcept {
-  if (!ckpt_conn_.db || checkpoint_in_flight_) return;
-  checkpoint_wanted_ = false;
-  struct Result {
-    int rc = SQLITE_ERROR, log = -1, ckpt = -1;
-    std::string err;
-  };
-  auto res = std::make_shared<Result>();
+bool Database::run_checkpoint(int mode, std::function<void(const CheckpointJob&)> done) noexcept {
+  auto res = std::make_shared<CheckpointJob>();
   sqlite3* db = ckpt_conn_.db;
-  auto work = [db, res] {
-    // Worker thread: only the checkpoint connection. PASSIVE never takes the write lock, so the
-    // loop keeps committing; it copies what was committed before it started and fsyncs.
-    res->rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &res->log, &res->ckpt);
+  auto work = [db, mode, res] {
+    // Worker thread: only the checkpoint connection (the loop never uses it meanwhile).
+    res->rc = sqlite3_wal_checkpoint_v2(db, nullptr, mode, &res->log, &res->ckpt);
     if (res->rc == SQLITE_OK && res->log < 0) {
       res->rc = SQLITE_ERROR;
       res->err = "connection not in WAL mode";
@@ -574,25 +567,37 @@ void Database::request_checkpoint() noexcept {
     if (res->rc != SQLITE_OK && res->rc != SQLITE_BUSY && res->err.empty()) res->err = sqlite3_errmsg(db);
   };
   std::weak_ptr<int> alive = life_;
-  auto after = [this, alive, res] {
+  auto after = [this, alive, res, done = std::move(done)] {
     if (alive.expired()) return;
     checkpoint_in_flight_ = false;
-    if (res->rc == SQLITE_OK) {
-      ++stats_.checkpoints;
-      backfilled_pages_ = res->ckpt;
-      LOG_DEBUG("store: checkpoint: %d of %d WAL frames copied", res->ckpt, res->log);
-    } else if (res->rc != SQLITE_BUSY) {
-      LOG_WARN("store: background checkpoint failed: %s (code %d)", res->err.c_str(), res->rc);
-    }
-    // A pause that waited for this checkpoint starts at the next flush() (every loop iteration).
+    done(*res);
   };
   checkpoint_in_flight_ = true;
   try {
     syncer().run(std::move(work), std::move(after));
+    return true;
   } catch (const std::exception& e) {
     checkpoint_in_flight_ = false;
     LOG_ERROR("store: cannot start a checkpoint: %s", e.what());
+    return false;
   }
+}
+
+void Database::request_checkpoint() noexcept {
+  if (!ckpt_conn_.db || checkpoint_in_flight_) return;
+  checkpoint_wanted_ = false;
+  // PASSIVE never takes the write lock, so the loop keeps committing; it copies what was
+  // committed before it started and fsyncs.
+  run_checkpoint(SQLITE_CHECKPOINT_PASSIVE, [this](const CheckpointJob& r) {
+    if (r.rc == SQLITE_OK) {
+      ++stats_.checkpoints;
+      backfilled_pages_ = r.ckpt;
+      LOG_DEBUG("store: checkpoint: %d of %d WAL frames copied", r.ckpt, r.log);
+    } else if (r.rc != SQLITE_BUSY) {
+      LOG_WARN("store: background checkpoint failed: %s (code %d)", r.err.c_str(), r.rc);
+    }
+    // A pause that waited for this checkpoint starts at the next flush() (every loop iteration).
+  });
 }
 
 bool Database::park(std::function<void()> fn) {
@@ -614,53 +619,35 @@ void Database::maybe_start_pause() noexcept {
     return;
   truncate_wanted_ = false;
   end_read();
-  struct Result {
-    int rc = SQLITE_ERROR, log = -1, ckpt = -1;
-    std::string err;
-  };
-  auto res = std::make_shared<Result>();
-  sqlite3* db = ckpt_conn_.db;
-  auto work = [db, res] {
-    // Worker thread. No write transaction of the loop is open or will be begun until after() ran,
-    // so the write lock is free (unless another process holds it: SQLITE_BUSY after
-    // truncate_busy_ms). TRUNCATE copies the frames not yet backfilled, fsyncs the database, waits
-    // (busy timeout) for readers of WAL frames to finish and truncates the WAL to zero bytes.
-    res->rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &res->log, &res->ckpt);
-    if (res->rc != SQLITE_OK && res->rc != SQLITE_BUSY) res->err = sqlite3_errmsg(db);
-  };
-  std::weak_ptr<int> alive = life_;
-  auto after = [this, alive, res] {
-    if (alive.expired()) return;
-    checkpoint_in_flight_ = false;
-    if (res->rc == SQLITE_OK) {
+  paused_ = true;
+  pause_start_ = std::chrono::steady_clock::now();
+  ++stats_.write_pauses;
+  // No write transaction of the loop is open or will be begun until the job's completion ran, so
+  // the write lock is free (unless another process holds it: SQLITE_BUSY after
+  // truncate_busy_ms). TRUNCATE copies the frames not yet backfilled, fsyncs the database, waits
+  // (busy timeout) for readers of WAL frames to finish and truncates the WAL to zero bytes.
+  bool started = run_checkpoint(SQLITE_CHECKPOINT_TRUNCATE, [this](const CheckpointJob& r) {
+    if (r.rc == SQLITE_OK) {
       ++stats_.checkpoints;
       ++stats_.truncations;
       backfilled_pages_ = 0;
       wal_pages_ = 0;
       truncate_at_ = opts_.truncate_pages;
-      LOG_DEBUG("store: write pause: WAL truncated (%d frames)", res->log);
+      LOG_DEBUG("store: write pause: WAL truncated (%d frames)", r.log);
     } else {
       // Readers (or another process) held it back. If the backfill completed, the loop's next
       // write restarts the WAL from its start (SQLite does that when it begins a write on a fully
       // backfilled WAL); otherwise retry once the WAL grew by another checkpoint_pages.
-      if (res->ckpt >= 0) backfilled_pages_ = res->ckpt;
+      if (r.ckpt >= 0) backfilled_pages_ = r.ckpt;
       truncate_at_ = wal_pages_ + std::max(1, opts_.checkpoint_pages);
-      if (res->rc == SQLITE_BUSY)
-        LOG_DEBUG("store: write pause: TRUNCATE busy (%d of %d frames copied)", res->ckpt, res->log);
+      if (r.rc == SQLITE_BUSY)
+        LOG_DEBUG("store: write pause: TRUNCATE busy (%d of %d frames copied)", r.ckpt, r.log);
       else
-        LOG_WARN("store: write pause: TRUNCATE checkpoint failed: %s (code %d)", res->err.c_str(), res->rc);
+        LOG_WARN("store: write pause: TRUNCATE checkpoint failed: %s (code %d)", r.err.c_str(), r.rc);
     }
     end_pause();
-  };
-  paused_ = true;
-  pause_start_ = std::chrono::steady_clock::now();
-  ++stats_.write_pauses;
-  checkpoint_in_flight_ = true;
-  try {
-    syncer().run(std::move(work), std::move(after));
-  } catch (const std::exception& e) {
-    LOG_ERROR("store: cannot start a TRUNCATE checkpoint: %s", e.what());
-    checkpoint_in_flight_ = false;
+  });
+  if (!started) {
     truncate_at_ = wal_pages_ + std::max(1, opts_.checkpoint_pages);
     end_pause();
   }

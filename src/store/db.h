@@ -241,6 +241,14 @@ class Database {
   Syncer& syncer() { return syncer_ ? *syncer_ : inline_syncer_; }
   static int wal_hook(void* self, sqlite3* db, const char* name, int pages) noexcept;
   static int busy_handler(void* self, int count) noexcept;
+  // A background checkpoint job's outcome (sqlite3_wal_checkpoint_v2 on the checkpoint connection).
+  struct CheckpointJob {
+    int rc = SQLITE_ERROR, log = -1, ckpt = -1;
+    std::string err;
+  };
+  // Runs a checkpoint of `mode` on the worker, then done() on the loop thread (not if the Database
+  // is gone); checkpoint_in_flight_ meanwhile. false (logged) when it could not be started.
+  bool run_checkpoint(int mode, std::function<void(const CheckpointJob&)> done) noexcept;
   void maybe_start_pause() noexcept;
   void end_pause() noexcept;
   void migrate();

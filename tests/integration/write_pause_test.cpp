@@ -153,17 +153,20 @@ int64_t sql_count(const std::string& db_path, const std::string& sql) {
   return n;
 }
 
+// Access logging off for a test's duration (hundreds of requests), restored after.
+struct QuietLog {
+  LogLevel level = log_level();
+  QuietLog() { log_set_level(LogLevel::warn); }
+  ~QuietLog() { log_set_level(level); }
+  QuietLog(const QuietLog&) = delete;
+  QuietLog& operator=(const QuietLog&) = delete;
+};
+
 }  // namespace
 
 TEST_SUITE("integration/store/write_pause") {
   TEST_CASE("registrations across forced write pauses are parked, all answered 200 and all stored") {
-    // 600 access-log lines would bury the test's output.
-    const LogLevel level = log_level();
-    log_set_level(LogLevel::warn);
-    struct Restore {
-      LogLevel l;
-      ~Restore() { log_set_level(l); }
-    } restore{level};
+    QuietLog quiet;  // 600 access-log lines would bury the test's output
     TempDir dir;
     const std::string db_path = dir.file("bouncer.sqlite3");
     InProcessBouncer b(db_path);
@@ -226,12 +229,7 @@ TEST_SUITE("integration/store/write_pause") {
   }
 
   TEST_CASE("push/notify's duplicate id-row deletion during write pauses: answered 200, rows deleted after") {
-    const LogLevel level = log_level();
-    log_set_level(LogLevel::warn);
-    struct Restore {
-      LogLevel l;
-      ~Restore() { log_set_level(l); }
-    } restore{level};
+    QuietLog quiet;
     TempDir dir;
     const std::string db_path = dir.file("bouncer.sqlite3");
     InProcessBouncer b(db_path);
