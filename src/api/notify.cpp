@@ -14,6 +14,7 @@
 #include "api/params.h"
 #include "api/respond.h"
 #include "api/router.h"
+#include "core/encoding.h"
 #include "core/log.h"
 #include "push/notify_service.h"
 #include "push/payload.h"
@@ -90,15 +91,7 @@ struct RowPlan {
 // normalize_token(kind, a) == normalize_token(kind, b) without building either string (APNs
 // tokens compare case-insensitively, api.md push/register).
 bool same_token(int kind, std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  if (kind != store::kKindApns) return a == b;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
+  return kind == store::kKindApns ? enc::ascii_iequals(a, b) : a == b;
 }
 
 // Requires every pusher to accept its share now, so a request is refused before anything is sent.

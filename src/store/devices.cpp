@@ -18,16 +18,9 @@ std::string sel(const char* where) {
   return std::string("SELECT ") + kCols + " FROM legacy_devices WHERE " + where;
 }
 
-// normalize_token(kind, token) == norm, without building the string.
+// normalize_token(kind, token) == norm, without building the string (norm is lowercase for APNs).
 bool token_is(int kind, std::string_view token, std::string_view norm) {
-  if (token.size() != norm.size()) return false;
-  if (kind != kKindApns) return token == norm;
-  for (size_t i = 0; i < token.size(); ++i) {
-    char c = token[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != norm[i]) return false;
-  }
-  return true;
+  return kind == kKindApns ? enc::ascii_iequals(token, norm) : token == norm;
 }
 
 // One identity of a row: exactly one of uid / uuid (lowercase).

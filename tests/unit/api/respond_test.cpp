@@ -281,13 +281,13 @@ TEST_CASE("respond: valid_utf8 and ct_equal give the same answers at every offse
 
 TEST_SUITE("respond") {
 
-TEST_CASE("respond: recycled requests come back empty with their capacity, within the pool bound") {
-  using aloha::http::Request;
-  // Drain whatever earlier tests left in this thread's pool.
-  std::vector<Request> drained;
+// Empties this thread's request pool (whatever earlier tests left), then returns a request with
+// every field set: a 1000-byte body and one header.
+static aloha::http::Request filled_request_after_draining_pool() {
+  std::vector<aloha::http::Request> drained;
   for (size_t i = 0; i < aloha::http::kMaxRecycledRequests + 1; ++i) drained.push_back(aloha::http::fresh_request());
   drained.clear();
-  Request r;
+  aloha::http::Request r;
   r.method = "POST";
   r.target = "/api/v1/remotes/push/notify?x=1";
   r.path = "/api/v1/remotes/push/notify";
@@ -295,6 +295,12 @@ TEST_CASE("respond: recycled requests come back empty with their capacity, withi
   r.headers.push_back({"authorization", "Basic c2VjcmV0OnNlY3JldA=="});
   r.body.assign(1000, 'b');
   r.remote = "127.0.0.1:1";
+  return r;
+}
+
+TEST_CASE("respond: recycled requests come back empty with their capacity, within the pool bound") {
+  using aloha::http::Request;
+  Request r = filled_request_after_draining_pool();
   const size_t body_cap = r.body.capacity();
   aloha::http::recycle_request(std::move(r));
   Request again = aloha::http::fresh_request();
@@ -367,17 +373,7 @@ TEST_CASE("respond: RequestTokens keeps both lists in order, empty tokens includ
 
 TEST_CASE("respond: release_content hands a request's buffers back and keeps what logs need") {
   using aloha::http::Request;
-  std::vector<Request> drained;
-  for (size_t i = 0; i < aloha::http::kMaxRecycledRequests + 1; ++i) drained.push_back(aloha::http::fresh_request());
-  drained.clear();
-  Request r;
-  r.method = "POST";
-  r.target = "/api/v1/remotes/push/notify?x=1";
-  r.path = "/api/v1/remotes/push/notify";
-  r.query = "x=1";
-  r.headers.push_back({"authorization", "Basic c2VjcmV0OnNlY3JldA=="});
-  r.body.assign(1000, 'b');
-  r.remote = "127.0.0.1:1";
+  Request r = filled_request_after_draining_pool();
   const char* body_buf = r.body.data();
   aloha::http::release_content(r);
   CHECK(r.method == "POST");

@@ -102,6 +102,19 @@ struct TcpPair {
   }
 };
 
+// Both ends of a TcpPair as streams: the client with cctx (nullptr: cleartext) and copt, the
+// server with sctx. start_pair() then starts the server and the client (`name`: SNI and the
+// certificate name the client checks).
+void attach_pair(TcpPair& p, Peer& c, Peer& s, const TlsContext* cctx, const TlsContext* sctx,
+                 TlsStreamOptions copt = {}) {
+  c.stream = TlsStream::attach(&p.loop, p.client, cctx, &c, copt);
+  s.stream = TlsStream::attach(&p.loop, p.server, sctx, &s);
+}
+void start_pair(Peer& c, Peer& s, const char* name) {
+  s.stream->start("");
+  c.stream->start(name);
+}
+
 }  // namespace
 
 TEST_SUITE("tls_stream") {
@@ -112,11 +125,9 @@ TEST_CASE("tls stream: handshake, 1 MB echoed back, close_notify reaches the pee
   TcpPair p;
   Peer c, s;
   s.echo = true;
-  c.stream = TlsStream::attach(&p.loop, p.client, cctx.get(), &c);
-  s.stream = TlsStream::attach(&p.loop, p.server, sctx.get(), &s);
+  attach_pair(p, c, s, cctx.get(), sctx.get());
   CHECK_FALSE(c.stream->handshake_done());
-  s.stream->start("");
-  c.stream->start("localhost");
+  start_pair(c, s, "localhost");
   REQUIRE(p.run([&] { return (c.ready && s.ready) || c.errors + s.errors > 0; }));
   INFO(c.error, " / ", s.error);
   REQUIRE(c.ready);
@@ -150,10 +161,8 @@ TEST_CASE("tls stream: a certificate for another name fails as StreamFailure::ce
   auto sctx = aloha::test::make_server();
   TcpPair p;
   Peer c, s;
-  c.stream = TlsStream::attach(&p.loop, p.client, cctx.get(), &c);
-  s.stream = TlsStream::attach(&p.loop, p.server, sctx.get(), &s);
-  s.stream->start("");
-  c.stream->start("not-the-server.example");
+  attach_pair(p, c, s, cctx.get(), sctx.get());
+  start_pair(c, s, "not-the-server.example");
   REQUIRE(p.run([&] { return c.closed && s.closed; }));
   CHECK_FALSE(c.ready);
   CHECK(c.errors == 1);
@@ -166,10 +175,8 @@ TEST_CASE("tls stream: garbage from the peer fails as StreamFailure::tls") {
   auto cctx = aloha::test::make_client();
   TcpPair p;
   Peer c, s;
-  c.stream = TlsStream::attach(&p.loop, p.client, cctx.get(), &c);
-  s.stream = TlsStream::attach(&p.loop, p.server, nullptr, &s);  // a cleartext "server"
-  s.stream->start("");
-  c.stream->start("localhost");
+  attach_pair(p, c, s, cctx.get(), nullptr);  // a cleartext "server"
+  start_pair(c, s, "localhost");
   REQUIRE(p.run([&] { return !s.data.empty(); }));  // the ClientHello
   CHECK(s.stream->write(std::string(64, 'x')));
   REQUIRE(p.run([&] { return c.closed && s.closed; }));
@@ -183,10 +190,8 @@ TEST_CASE("tls stream: the write bound holds can_write() back until libuv comple
   Peer c, s;
   TlsStreamOptions o;
   o.max_write_buffer = 4;
-  c.stream = TlsStream::attach(&p.loop, p.client, nullptr, &c, o);
-  s.stream = TlsStream::attach(&p.loop, p.server, nullptr, &s);
-  c.stream->start("");
-  s.stream->start("");
+  attach_pair(p, c, s, nullptr, nullptr, o);
+  start_pair(c, s, "");
   CHECK(c.stream->handshake_done());  // cleartext: ready at once, no ready event
   CHECK(c.stream->can_write());
   REQUIRE(c.stream->write("hello"));
@@ -210,10 +215,8 @@ TEST_CASE("tls stream: write(..., more) holds ciphertext until flush(): one sock
   auto sctx = aloha::test::make_server();
   TcpPair p;
   Peer c, s;
-  c.stream = TlsStream::attach(&p.loop, p.client, cctx.get(), &c);
-  s.stream = TlsStream::attach(&p.loop, p.server, sctx.get(), &s);
-  s.stream->start("");
-  c.stream->start("localhost");
+  attach_pair(p, c, s, cctx.get(), sctx.get());
+  start_pair(c, s, "localhost");
   REQUIRE(p.run([&] { return (c.ready && s.ready) || c.errors + s.errors > 0; }));
   REQUIRE(c.ready);
   REQUIRE(p.run([&] { return c.stream->queued_bytes() == 0; }));  // handshake writes done
@@ -245,10 +248,8 @@ TEST_CASE("tls stream: write(..., more) holds ciphertext until flush(): one sock
 TEST_CASE("tls stream: cleartext write(..., more) is held until a write without it") {
   TcpPair p;
   Peer c, s;
-  c.stream = TlsStream::attach(&p.loop, p.client, nullptr, &c);
-  s.stream = TlsStream::attach(&p.loop, p.server, nullptr, &s);
-  c.stream->start("");
-  s.stream->start("");
+  attach_pair(p, c, s, nullptr, nullptr);
+  start_pair(c, s, "");
   REQUIRE(c.stream->write("ab", true));
   REQUIRE(c.stream->write("cd", true));
   CHECK(c.stream->queued_bytes() == 4);
@@ -264,10 +265,8 @@ TEST_CASE("tls stream: cleartext write(..., more) is held until a write without 
 TEST_CASE("tls stream: set_listener(nullptr) then close() frees the stream without events") {
   TcpPair p;
   Peer c, s;
-  c.stream = TlsStream::attach(&p.loop, p.client, nullptr, &c);
-  s.stream = TlsStream::attach(&p.loop, p.server, nullptr, &s);
-  c.stream->start("");
-  s.stream->start("");
+  attach_pair(p, c, s, nullptr, nullptr);
+  start_pair(c, s, "");
   REQUIRE(c.stream->write("bye"));
   c.stream->set_listener(nullptr);
   c.stream->close();

@@ -99,6 +99,16 @@ struct Fixture {
     s.db().after_commit([this, name](bool ok) { seen.push_back(name + (ok ? "+" : "-")); });
   }
   int64_t rows() { return Peek(path).scalar("SELECT count(*) FROM devices"); }
+  // Batches of registrations, each committed and synced, until flush() starts a write pause.
+  void write_until_paused() {
+    int batches = 0;
+    while (!s.db().write_paused()) {
+      REQUIRE(batches++ < 100);
+      for (int i = 0; i < 20; ++i) reg("x");
+      s.db().flush();
+      while (!syncer.syncs.empty()) syncer.complete(true);
+    }
+  }
 };
 
 using Seen = std::vector<std::string>;
@@ -326,13 +336,7 @@ TEST_CASE("write pause: past truncate_pages flush() pauses writes for a TRUNCATE
   Fixture f(opts);
   f.syncer.hold_jobs = true;  // the worker's job waits for run_jobs()
   CHECK_FALSE(f.s.db().park([] {}));  // no pause: nothing is kept
-  int batches = 0;
-  while (!f.s.db().write_paused()) {
-    REQUIRE(batches++ < 100);
-    for (int i = 0; i < 20; ++i) f.reg("x");
-    f.s.db().flush();
-    while (!f.syncer.syncs.empty()) f.syncer.complete(true);
-  }
+  f.write_until_paused();
   // The pause began after the batch was committed; its TRUNCATE waits on the worker.
   REQUIRE(f.syncer.jobs.size() == 1);
   CHECK(f.s.db().checkpoint_in_flight());
@@ -388,13 +392,7 @@ TEST_CASE("write pause: write-behinds (last request, counters) wait in memory du
   opts.touch_interval_ms = 0;
   Fixture f(opts);
   f.syncer.hold_jobs = true;
-  int batches = 0;
-  while (!f.s.db().write_paused()) {
-    REQUIRE(batches++ < 100);
-    for (int i = 0; i < 20; ++i) f.reg("x");
-    f.s.db().flush();
-    while (!f.syncer.syncs.empty()) f.syncer.complete(true);
-  }
+  f.write_until_paused();
   f.s.servers().touch_last_request(f.server, 777'000);  // must not throw nor write
   f.s.counters().add(f.server, std::nullopt, "pushes", 86'400, 5);
   f.s.maintenance();  // writes pending data: skipped during the pause
