@@ -89,6 +89,9 @@ int App::run() {
   mallopt(M_MMAP_THRESHOLD, 64 * 1024);
   mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 #endif
+  // Before any other SQLite call: sqlite3_soft_heap_limit64 below initialises SQLite, after which
+  // its process-wide settings (store/db.cpp configure_sqlite) can no longer change.
+  if (!store::configure_sqlite()) LOG_WARN("store: SQLite was initialised early; its allocation settings stay the defaults");
   store::StoreOptions sopts;
   sopts.db.cache_kb = static_cast<int>(d.config.server.database_cache_bytes / 1024);
   // A soft bound on all of SQLite's heap (both page caches, statements, a large write batch's

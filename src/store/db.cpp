@@ -33,7 +33,31 @@ void make_parent_dirs(const std::string& path) {
   }
 }
 
+// Process-wide SQLite settings, applied once before SQLite initialises (configure_sqlite()).
+// Both keep SQLite's own allocations below glibc's mmap threshold (64 KB, fixed by the app): a
+// block above it is an mmap, a page fault per touched page and an munmap with a TLB shootdown
+// across our threads when freed, and both were paid per dead token:
+// - No bulk page-cache allocation. By default a page cache, on its first page, mallocs one block
+//   for 20 pages (~86 KB) and frees it when it is closed or emptied. Schema v2's dead-token
+//   DELETE (WITHOUT ROWID table with foreign keys: two-pass) opened an ephemeral table, with a
+//   page cache of its own, for every token; a cache emptied by release_memory() does the same
+//   on its next page. Pages are now malloc'ed one by one as a cache fills; the caches' limits
+//   (cache_kb) are unchanged.
+// - Statement journals (the SAVEPOINT of every write()) are kept in memory in chunks of the
+//   spill size, 64 KB by default: the first page a savepoint changed allocated a 64 KB chunk,
+//   freed at RELEASE. kStmtJournalSpill keeps one chunk under the threshold; a savepoint that
+//   changes more (beyond ~13 pages) spills to a temporary file, as it did beyond ~16 before.
+constexpr int kStmtJournalSpill = 56 * 1024;
+
 }  // namespace
+
+bool configure_sqlite() noexcept {
+  static const bool ok = [] {
+    bool bulk_off = sqlite3_config(SQLITE_CONFIG_PAGECACHE, static_cast<void*>(nullptr), 0, 0) == SQLITE_OK;
+    return sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, kStmtJournalSpill) == SQLITE_OK && bulk_off;
+  }();
+  return ok;
+}
 
 std::unique_ptr<Database> Database::open(const std::string& path, const DatabaseOptions& opts) {
   return std::make_unique<Database>(path, opts);
@@ -48,6 +72,7 @@ void Database::Fd::reset(int v) {
 
 Database::Database(const std::string& path, const DatabaseOptions& opts)
     : path_(path), opts_(opts), wal_path_(path + "-wal"), truncate_at_(opts.truncate_pages) {
+  configure_sqlite();
   bool memory = path == ":memory:";
   if (!memory) make_parent_dirs(path);
   // NOMUTEX: the connection is used by the loop thread only, so SQLite's per-connection mutex is

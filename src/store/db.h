@@ -84,6 +84,14 @@ struct CheckpointResult {
   int checkpointed_frames = 0;  // frames copied into the database file
 };
 
+// Process-wide SQLite settings that keep SQLite's allocations under the app's 64 KB mmap
+// threshold (no bulk page-cache block, 56 KB statement-journal chunks; see db.cpp). Must run
+// before SQLite initialises, i.e. before any other sqlite3_* call of the process (sqlite3_open,
+// sqlite3_soft_heap_limit64, ...): the app calls it first; Database's constructor calls it too,
+// which is enough for tests and tools. Returns false when SQLite was initialised already (the
+// settings then stay SQLite's defaults).
+bool configure_sqlite() noexcept;
+
 class Database {
  public:
   // Creates the parent directory if missing (mode 0700), opens or creates the file and applies
