@@ -4,15 +4,19 @@
 #include <algorithm>
 
 #include "core/log.h"
+#include "store/schema.h"
 
 namespace aloha::store {
 namespace {
 
-// Schema v2 (schema.cpp): legacy_devices, clustered by (server_id, identity, kind, token_norm).
-// identity is the user_id (INTEGER) of an id-keyed row, the lowercase user_uuid (TEXT) of a
-// uuid-keyed one; token is NULL when it equals token_norm.
+// Schema v3 (schema.cpp): legacy_devices, a rowid table whose ids put an identity's rows in one
+// range [?7, ?8] (legacy_device_id_range), shared at most with the few identities of the same
+// bucket: every statement narrows by the range (one descent through cached interior pages) and
+// then by server_id and identity. identity is the user_id (INTEGER) of an id-keyed row, the
+// lowercase user_uuid (TEXT) of a uuid-keyed one; token is NULL when it equals token_norm.
 constexpr const char* kCols = "kind, token_norm, token, ios_app_id, realm_id, registered_ms";
-constexpr const char* kKey = "server_id = ?1 AND identity = ?2 AND kind = ?3 AND token_norm = ?4";
+constexpr const char* kIdent = "id BETWEEN ?7 AND ?8 AND server_id = ?1 AND identity = ?2";
+constexpr const char* kKey = "id BETWEEN ?7 AND ?8 AND server_id = ?1 AND identity = ?2 AND kind = ?3 AND token_norm = ?4";
 
 std::string sel(const char* where) {
   return std::string("SELECT ") + kCols + " FROM legacy_devices WHERE " + where;
@@ -29,11 +33,17 @@ struct Ident {
   std::string_view uuid;
 };
 
-void bind_ident(Stmt& s, const Ident& id) {
+// Binds ?1 server, ?2 identity and the identity's id range ?7..?8 (an empty range for a server
+// id the layout cannot hold: no row of it can exist).
+void bind_ident(Stmt& s, int64_t server, const Ident& id) {
+  s.bind(1, server);
   if (id.uid)
     s.bind(2, *id.uid);
   else
     s.bind(2, id.uuid);
+  const std::optional<DeviceIdRange> r = legacy_device_id_range(server, id.uid, id.uuid);
+  s.bind(7, r ? r->lo : int64_t{1});
+  s.bind(8, r ? r->hi : int64_t{0});
 }
 
 // The key columns are not read back: the query bound them (server, identity) or they follow from
@@ -77,20 +87,24 @@ std::string normalize_token(int kind, std::string_view token) {
   return kind == kKindApns ? ascii_lower(token) : std::string(token);
 }
 
-// Every statement names the primary key's leading columns (one descent of legacy_devices), except
+// Every statement names the identity's id range (one descent of legacy_devices), except
 // del_dead_, which goes through devices_by_token (kind, token_norm).
 Devices::Devices(Database& db)
     : db_(db),
-      by_identity_(db.handle(), sel("server_id = ?1 AND identity = ?2 LIMIT ?3")),
+      by_identity_(db.handle(), sel((std::string(kIdent) + " LIMIT ?3").c_str())),
       by_key_(db.handle(), sel(kKey)),
       // Never backwards: the 410 rule compares against the latest registration (upstreams.md).
       refresh_(db.handle(), std::string("UPDATE legacy_devices SET registered_ms = max(registered_ms, ?5) WHERE ") +
                                 kKey),
+      // Two statements, not INSERT ... SELECT max(id): an INSERT reading its own table first
+      // copies the SELECT's result into an ephemeral table (a temp B-tree per registration).
+      last_id_(db.handle(), "SELECT id FROM legacy_devices WHERE id BETWEEN ?7 AND ?8 ORDER BY id DESC LIMIT 1"),
+      ids_in_range_(db.handle(), "SELECT id FROM legacy_devices WHERE id BETWEEN ?7 AND ?8"),
       insert_(db.handle(),
-              "INSERT INTO legacy_devices (server_id, identity, kind, token_norm, token, ios_app_id, realm_id, "
-              "registered_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+              "INSERT INTO legacy_devices (id, server_id, identity, kind, token_norm, token, ios_app_id, realm_id, "
+              "registered_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
       del_key_(db.handle(), std::string("DELETE FROM legacy_devices WHERE ") + kKey),
-      del_all_(db.handle(), "DELETE FROM legacy_devices WHERE server_id = ?1 AND identity = ?2"),
+      del_all_(db.handle(), std::string("DELETE FROM legacy_devices WHERE ") + kIdent),
       del_dead_(db.handle(),
                 "DELETE FROM legacy_devices WHERE kind = ?1 AND token_norm = ?2 AND registered_ms < ?3"),
       log_(kDeviceChangeLogSize) {}
@@ -156,8 +170,7 @@ std::vector<DeviceRow> Devices::for_identity(int64_t server, std::optional<int64
   // identity, so the two results are disjoint.
   auto scan = [&](const Ident& id) {
     auto u = by_identity_.use();
-    by_identity_.bind(1, server);
-    bind_ident(by_identity_, id);
+    bind_ident(by_identity_, server, id);
     by_identity_.bind(3, kMaxDevicesPerIdentity);
     read_rows(by_identity_, server, id, out);
   };
@@ -184,8 +197,7 @@ RegisterResult Devices::register_device(const DeviceRegistration& reg) {
       // Migration of old registrations (api.md push/register): the id-keyed row for this token
       // gives way to the uuid-keyed one.
       auto u = del_key_.use();
-      del_key_.bind(1, reg.server_id);
-      bind_ident(del_key_, Ident{reg.user_id, {}});
+      bind_ident(del_key_, reg.server_id, Ident{reg.user_id, {}});
       del_key_.bind(3, reg.kind);
       del_key_.bind(4, std::string_view(norm));
       migrated = del_key_.exec() > 0;
@@ -196,8 +208,7 @@ RegisterResult Devices::register_device(const DeviceRegistration& reg) {
     int refreshed = 0;
     {
       auto u = refresh_.use();
-      refresh_.bind(1, reg.server_id);
-      bind_ident(refresh_, id);
+      bind_ident(refresh_, reg.server_id, id);
       refresh_.bind(3, reg.kind);
       refresh_.bind(4, std::string_view(norm));
       refresh_.bind(5, reg.now_ms);
@@ -207,21 +218,44 @@ RegisterResult Devices::register_device(const DeviceRegistration& reg) {
       // Zulip leaves an existing row's ios_app_id and realm as they are; only the time moves.
       res.outcome = RegisterOutcome::refreshed;
     } else {
+      const std::optional<DeviceIdRange> range = legacy_device_id_range(reg.server_id, id.uid, id.uuid);
+      if (!range) throw StoreError("register_device: server id " + std::to_string(reg.server_id) + " is out of range");
+      // The id after the range's last row; when that is past the range (rows before it were
+      // deleted, or its bucket is crowded), the first free id in it.
+      int64_t at = range->lo;
+      {
+        auto u = last_id_.use();
+        bind_ident(last_id_, reg.server_id, id);
+        if (last_id_.step()) at = last_id_.col_int(0) + 1;
+      }
+      if (at > range->hi) {
+        auto u = ids_in_range_.use();
+        bind_ident(ids_in_range_, reg.server_id, id);
+        at = range->lo;
+        while (ids_in_range_.step() && ids_in_range_.col_int(0) == at) ++at;
+        if (at > range->hi)
+          throw StoreError("register_device: no free id among the " + std::to_string(kLegacyDeviceSeqs) +
+                           " of this identity's range");
+      }
       auto u = insert_.use();
-      insert_.bind(1, reg.server_id);
-      bind_ident(insert_, id);
-      insert_.bind(3, reg.kind);
-      insert_.bind(4, std::string_view(norm));
-      if (reg.token != norm)
-        insert_.bind(5, std::string_view(reg.token));
+      insert_.bind(1, at);
+      insert_.bind(2, reg.server_id);
+      if (id.uid)
+        insert_.bind(3, *id.uid);
       else
-        insert_.bind_null(5);
-      if (reg.ios_app_id)
-        insert_.bind(6, std::string_view(*reg.ios_app_id));
+        insert_.bind(3, id.uuid);
+      insert_.bind(4, reg.kind);
+      insert_.bind(5, std::string_view(norm));
+      if (reg.token != norm)
+        insert_.bind(6, std::string_view(reg.token));
       else
         insert_.bind_null(6);
-      insert_.bind(7, reg.realm_id);
-      insert_.bind(8, reg.now_ms);
+      if (reg.ios_app_id)
+        insert_.bind(7, std::string_view(*reg.ios_app_id));
+      else
+        insert_.bind_null(7);
+      insert_.bind(8, reg.realm_id);
+      insert_.bind(9, reg.now_ms);
       insert_.exec();
       res.outcome = RegisterOutcome::created;
     }
@@ -238,8 +272,7 @@ int Devices::unregister(int64_t server, int kind, std::string_view token, std::o
     int n = 0;
     auto del = [&](const Ident& id) {
       auto u = del_key_.use();
-      del_key_.bind(1, server);
-      bind_ident(del_key_, id);
+      bind_ident(del_key_, server, id);
       del_key_.bind(3, kind);
       del_key_.bind(4, std::string_view(norm));
       n += del_key_.exec();
@@ -259,8 +292,7 @@ int Devices::unregister_all(int64_t server, std::optional<int64_t> uid, std::opt
     int n = 0;
     auto del = [&](const Ident& id) {
       auto u = del_all_.use();
-      del_all_.bind(1, server);
-      bind_ident(del_all_, id);
+      bind_ident(del_all_, server, id);
       n += del_all_.exec();
     };
     if (uuid) {
@@ -288,8 +320,7 @@ bool Devices::delete_row(const DeviceRow& row) {
     if (!row.user_uuid && !row.user_id) return false;  // no identity: no such row
     return db_.write([&] {
       auto u = del_key_.use();
-      del_key_.bind(1, c.server);
-      bind_ident(del_key_, c.has_uuid ? Ident{std::nullopt, c.uuid} : Ident{c.uid, {}});
+      bind_ident(del_key_, c.server, c.has_uuid ? Ident{std::nullopt, c.uuid} : Ident{c.uid, {}});
       del_key_.bind(3, c.token_kind);
       del_key_.bind(4, std::string_view(c.token_norm));
       return del_key_.exec() > 0;
@@ -328,8 +359,7 @@ std::optional<DeviceRow> Devices::find_for_test(int64_t server, int kind, std::s
   const std::string norm = normalize_token(kind, token);
   auto find = [&](const Ident& id) -> std::optional<DeviceRow> {
     auto u = by_key_.use();
-    by_key_.bind(1, server);
-    bind_ident(by_key_, id);
+    bind_ident(by_key_, server, id);
     by_key_.bind(3, kind);
     by_key_.bind(4, std::string_view(norm));
     if (by_key_.step()) return row_of(by_key_, server, id);

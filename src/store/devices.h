@@ -27,8 +27,8 @@ std::string normalize_token(int kind, std::string_view token);
 // ASCII lowercase (user and realm UUIDs are stored lowercase).
 std::string ascii_lower(std::string_view s);
 
-// A row's key is (server_id, identity, kind, token_norm): the table (schema v2) is clustered by it
-// and has no row id.
+// A row's key is (server_id, identity, kind, token_norm), unique (kept by register_device); its
+// id in the table (schema v3) only places an identity's rows together and is not exposed.
 struct DeviceRow {
   int64_t server_id = 0;
   int kind = 0;
@@ -79,9 +79,9 @@ class Devices {
   Devices& operator=(const Devices&) = delete;
 
   // OR rule: rows of this server with user_uuid = uuid OR user_id = uid (either may be absent;
-  // both absent → empty). Ordered by key: the uuid-keyed rows, then the id-keyed ones, each by
-  // (kind, token_norm). (Nothing on the wire depends on the order: push/notify's answer counts rows
-  // and sorts its lists.)
+  // both absent → empty). The uuid-keyed rows, then the id-keyed ones, each in registration
+  // order (migrated rows by (kind, token_norm)). (Nothing on the wire depends on the order:
+  // push/notify's answer counts rows and sorts its lists.)
   std::vector<DeviceRow> for_identity(int64_t server, std::optional<int64_t> uid,
                                       std::optional<std::string_view> uuid);
 
@@ -144,7 +144,7 @@ class Devices {
   void forget_log() { log_floor_ = generation_; }
 
   Database& db_;
-  Stmt by_identity_, by_key_, refresh_, insert_, del_key_, del_all_, del_dead_;
+  Stmt by_identity_, by_key_, refresh_, last_id_, ids_in_range_, insert_, del_key_, del_all_, del_dead_;
   uint64_t generation_ = 0;
   uint64_t log_floor_ = 0;          // update_rows(since) is answered from the log iff since >= this
   std::vector<Change> log_;         // kDeviceChangeLogSize slots; generation g in slot g % size

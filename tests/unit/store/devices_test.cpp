@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "store/schema.h"
 #include "store/store.h"
 #include "temp_dir.h"
 
@@ -159,6 +160,55 @@ TEST_CASE("devices: with user_id and user_uuid, the id-keyed row of the token mi
   f.reg(f.a, kKindApns, "cc04", 77, std::nullopt, 1000);
   CHECK(f.reg(f.a, kKindApns, "cc04", 42, kUser, 1000).outcome == RegisterOutcome::created);
   CHECK(f.find(f.a, kKindApns, "cc04", 77));
+}
+
+TEST_CASE("devices: identities that share an id range (schema v3 bucket) keep their own rows") {
+  Fixture f;
+  // user_id 5 and 5 + 2^28 share a bucket, so their rows share one id range of server a.
+  const int64_t twin = 5 + (int64_t{1} << 28);
+  REQUIRE(legacy_device_id_range(f.a, 5, {})->lo == legacy_device_id_range(f.a, twin, {})->lo);
+  f.reg(f.a, kKindFcm, "t5", 5, std::nullopt, 1);
+  f.reg(f.a, kKindFcm, "t-twin", twin, std::nullopt, 2);
+  f.reg(f.a, kKindFcm, "shared", 5, std::nullopt, 3);
+  f.reg(f.a, kKindFcm, "shared", twin, std::nullopt, 4);
+  CHECK(f.reg(f.a, kKindFcm, "shared", twin, std::nullopt, 5).outcome == RegisterOutcome::refreshed);
+  f.reg(f.b, kKindFcm, "t5", 5, std::nullopt, 6);  // same range bits, other server
+  auto five = f.s.devices().for_identity(f.a, 5, std::nullopt);
+  REQUIRE(five.size() == 2);
+  CHECK(five[0].token == "t5");
+  CHECK(five[1].token == "shared");
+  CHECK(five[1].registered_ms == 3);
+  auto other = f.s.devices().for_identity(f.a, twin, std::nullopt);
+  REQUIRE(other.size() == 2);
+  CHECK(other[0].token == "t-twin");
+  CHECK(other[1].registered_ms == 5);
+  CHECK(f.s.devices().unregister(f.a, kKindFcm, "shared", 5, std::nullopt) == 1);
+  CHECK(f.find(f.a, kKindFcm, "shared", twin));
+  CHECK(f.s.devices().delete_row(*f.find(f.a, kKindFcm, "t-twin", twin)));
+  CHECK(f.find(f.a, kKindFcm, "t5", 5));
+  CHECK(f.s.devices().unregister_all(f.a, 5, std::nullopt) == 1);
+  CHECK(f.s.devices().for_identity(f.a, twin, std::nullopt).size() == 1);
+  CHECK(f.s.devices().for_identity(f.b, 5, std::nullopt).size() == 1);
+  CHECK(f.count() == 2);
+}
+
+TEST_CASE("devices: an identity's id range holds 4096 rows; a freed id is taken again, a full range refuses") {
+  Fixture f;
+  for (int64_t i = 0; i < kLegacyDeviceSeqs; ++i) {
+    std::string token = "t";
+    token += std::to_string(i);
+    f.reg(f.a, kKindFcm, token, 7, std::nullopt, 1);
+  }
+  CHECK_THROWS_AS(f.reg(f.a, kKindFcm, "one-too-many", 7, std::nullopt, 1), StoreError);
+  // Re-registering an existing token still works (a refresh, no new id).
+  CHECK(f.reg(f.a, kKindFcm, "t4095", 7, std::nullopt, 2).outcome == RegisterOutcome::refreshed);
+  // A deleted row's id (here the first) is reused although the range's last id is taken.
+  CHECK(f.s.devices().unregister(f.a, kKindFcm, "t0", 7, std::nullopt) == 1);
+  CHECK(f.reg(f.a, kKindFcm, "again", 7, std::nullopt, 3).outcome == RegisterOutcome::created);
+  CHECK(f.find(f.a, kKindFcm, "again", 7));
+  CHECK(f.count("user_id = 7") == kLegacyDeviceSeqs);
+  // Other identities are not affected.
+  CHECK(f.reg(f.a, kKindFcm, "t0", 8, std::nullopt, 1).outcome == RegisterOutcome::created);
 }
 
 TEST_CASE("devices: register without any identity is refused") {
