@@ -12,6 +12,7 @@
 #include "api/router.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "h2/connection.h"
 #include "http/server.h"
 #include "push/notify_service.h"
 #include "push/push_setup.h"
@@ -33,6 +34,7 @@ struct App::Impl {
   uv_timer_t maintenance{};       // limiter pruning, WAL checkpoints
   uv_timer_t trim{};              // gives freed heap pages back after a burst (glibc)
   bool trim_pending = false;      // there were connections since the last trim
+  uint64_t trimmed_releases = 0;  // h2::Connection::idle_releases() at the last trim
   uv_signal_t sigterm{}, sigint{};
   bool stopping = false;
   std::string last_stats;
@@ -166,8 +168,9 @@ int App::run() {
   }, 30'000, 30'000);
   // glibc returns only the top of the heap by itself; pages freed in the middle (request and
   // document buffers of a burst of connections) stay resident until malloc_trim. Once every
-  // kTrimIntervalMs while clients are connected and once after (it walks the free lists: well
-  // under a millisecond for a heap of some MB); with no connections a tick only reads a count.
+  // kTrimIntervalMs while clients are connected, once after, and once after upstream connections
+  // gave back their buffers (it walks the free lists: well under a millisecond for a heap of
+  // some MB); otherwise a tick only reads two counts.
   uv_timer_init(&d.loop, &d.trim);
   d.trim.data = &d;
   uv_unref(reinterpret_cast<uv_handle_t*>(&d.trim));
@@ -176,8 +179,13 @@ int App::run() {
   uv_timer_start(&d.trim, [](uv_timer_t* h) {
     auto* self = static_cast<Impl*>(h->data);
     const bool busy = self->server && self->server->connection_count() > 0;
-    if (busy || self->trim_pending) malloc_trim(64 * 1024);
+    // An upstream connection that went quiet gave back its burst buffers (~0.2-0.5 MB each,
+    // idle_release_ms after the last push, so usually after the trim that followed the load):
+    // those pages are handed back too.
+    const uint64_t releases = h2::Connection::idle_releases();
+    if (busy || self->trim_pending || releases != self->trimmed_releases) malloc_trim(64 * 1024);
     self->trim_pending = busy;
+    self->trimmed_releases = releases;
   }, kTrimIntervalMs, kTrimIntervalMs);
 #endif
   uv_signal_init(&d.loop, &d.sigterm);

@@ -118,19 +118,60 @@ void Connection::on_timer() {
       uint64_t last_read = stream_ != nullptr && stream_->last_read_ms() > last_read_ms_
                                ? stream_->last_read_ms() : last_read_ms_;
       uint64_t idle = now - last_read;
+      int64_t next;
       if (idle >= static_cast<uint64_t>(opt_.ping_idle_ms)) {
         session_->ping();
         ping_sent_ms_ = now;
         pump();
-        arm_timer(opt_.ping_timeout_ms);
+        if (state_ == ConnState::closed) return;
+        next = opt_.ping_timeout_ms;
       } else {
-        arm_timer(opt_.ping_idle_ms - static_cast<int64_t>(idle));
+        next = opt_.ping_idle_ms - static_cast<int64_t>(idle);
       }
+      // Until the burst buffers are given back the timer also wakes for that (a few times per
+      // idle_release_ms at most: no per-request cost).
+      if (opt_.idle_release_ms > 0 && !idle_released_) {
+        uint64_t quiet = now - (last_read > last_active_ms_ ? last_read : last_active_ms_);
+        if (quiet >= static_cast<uint64_t>(opt_.idle_release_ms)) {
+          release_idle_buffers();
+        } else if (opt_.idle_release_ms - static_cast<int64_t>(quiet) < next) {
+          next = opt_.idle_release_ms - static_cast<int64_t>(quiet);
+        }
+      }
+      arm_timer(next);
       return;
     }
     case ConnState::closed:
       return;
   }
+}
+
+void Connection::mark_active() {
+  last_active_ms_ = uv_now(loop_);
+  if (!idle_released_) return;
+  // Busy again after a release: make sure the timer wakes in time for the next one (it may be
+  // armed up to ping_idle_ms ahead). on_timer() recomputes every deadline, so waking early is
+  // harmless, and a ping timeout due sooner keeps its time.
+  idle_released_ = false;
+  if (opt_.idle_release_ms <= 0 || state_ == ConnState::closed) return;
+  uint64_t due = uv_timer_get_due_in(&timer_);
+  if (due == 0 || due > static_cast<uint64_t>(opt_.idle_release_ms)) arm_timer(opt_.idle_release_ms);
+}
+
+void Connection::release_idle_buffers() {
+  idle_released_ = true;
+  // An idle PING round also counts as activity; its release then finds nothing worth a trim.
+  const bool worth_it = idle_capacity() >= kReleaseWorthIt;
+  std::string().swap(h2_out_);
+  if (stream_) stream_->release_idle_buffers();
+  session_->release_idle_memory();
+  if (!worth_it) return;
+  ++idle_releases_;
+  if (listener_) listener_->on_conn_idle(this);
+}
+
+size_t Connection::idle_capacity() const {
+  return h2_out_.capacity() + (stream_ ? stream_->idle_capacity() : 0) + (session_ ? session_->idle_capacity() : 0);
 }
 
 void Connection::on_connected(int status, uv_tcp_t* tcp, const std::string& error) {
@@ -166,7 +207,8 @@ void Connection::on_handshake_done() {
   state_ = ConnState::connected;
   LOG_DEBUG("h2 %s: connected%s%s", opt_.authority.c_str(), tls ? " " : "",
             tls ? tls->protocol_version().c_str() : "");
-  arm_timer(opt_.ping_idle_ms);
+  arm_timer(opt_.idle_release_ms > 0 && opt_.idle_release_ms < opt_.ping_idle_ms ? opt_.idle_release_ms
+                                                                                  : opt_.ping_idle_ms);
   pump();  // connection preface + SETTINGS
   // Ready is reported once the server's SETTINGS arrived (after_session_events): before that its
   // stream limit is unknown and the pool would see a saturated connection and open another.
@@ -192,6 +234,7 @@ void Connection::on_stream_closed() {
 
 void Connection::on_stream_data(const char* data, size_t len) {
   if (state_ != ConnState::connected && state_ != ConnState::draining) return;
+  mark_active();
   // Completions run inside feed() (after nghttp2 returned); they may submit more requests here.
   bool ok = false;
   try {
@@ -246,6 +289,7 @@ void Connection::pump() {
     return;
   }
   if (!stream_ || (state_ != ConnState::connected && state_ != ConnState::draining)) return;
+  mark_active();
   pumping_ = true;
   do {
     pump_again_ = false;

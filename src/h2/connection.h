@@ -39,6 +39,9 @@ class ConnListener {
   // Last event: the object is deleted right after this returns. `error` is empty after a clean
   // close (drained, or close() by the owner).
   virtual void on_conn_closed(Conn* c, const std::string& error) = 0;
+  // The connection was quiet for idle_release_ms and gave back its burst buffers: a good moment
+  // for the owner to give back its own (request slots).
+  virtual void on_conn_idle(Conn*) {}
 };
 
 // What the pool needs from a connection.
@@ -71,6 +74,10 @@ struct ConnectionOptions {
   int64_t ping_idle_ms = 60000;        // PING after this long without reading anything
   int64_t ping_timeout_ms = 10000;     // ... and give up if no ack within this
   size_t max_write_buffer = 4 << 20;   // bytes queued in uv_write before we stop pulling h2 output
+  // After this long without reading or writing anything, the connection gives back the buffers
+  // it keeps for the next burst (TLS chunks, nghttp2 block cache, request slots: up to ~0.5 MB
+  // after a busy spell) and keeps only what an open TLS + HTTP/2 session needs. 0: never.
+  int64_t idle_release_ms = 5000;
   SessionOptions session;
 };
 
@@ -92,6 +99,12 @@ class Connection final : public Conn, private net::StreamListener {
 
   const ConnectionOptions& options() const { return opt_; }
   const std::string& error() const { return error_; }
+  // Bytes kept for reuse between bursts (TLS stream, pump scratch, session); diagnostics, tests.
+  size_t idle_capacity() const;
+  // How many times any connection of the process gave its burst buffers back: the freed memory
+  // is in the middle of the heap, so the owner of the allocator policy (app.cpp: malloc_trim)
+  // watches this count to hand the pages back to the kernel soon after. Loop thread only.
+  static uint64_t idle_releases() { return idle_releases_; }
 
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -145,6 +158,12 @@ class Connection final : public Conn, private net::StreamListener {
   bool ready_reported_ = false;
   uint64_t last_read_ms_ = 0;
   uint64_t ping_sent_ms_ = 0;
+  uint64_t last_active_ms_ = 0;   // uv_now() of the last read or output (idle_release_ms)
+  bool idle_released_ = false;    // burst buffers given back; set again by the next activity
+  void mark_active();
+  void release_idle_buffers();
+  static inline uint64_t idle_releases_ = 0;
+  static constexpr size_t kReleaseWorthIt = 16u << 10;
 };
 
 }  // namespace aloha::h2

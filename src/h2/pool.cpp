@@ -219,6 +219,17 @@ void Pool::on_conn_ready(Conn* c) {
 
 void Pool::on_conn_capacity(Conn*) { dispatch(); }
 
+void Pool::on_conn_idle(Conn*) {
+  if (dispatching_ || slots_.live() != 0) return;
+  slots_.release_if_idle();
+  std::vector<Req*>().swap(deadlines_);
+  std::deque<uint64_t>().swap(queue_);
+}
+
+size_t Pool::idle_capacity() const {
+  return slots_.capacity() * sizeof(Req) + deadlines_.capacity() * sizeof(Req*);
+}
+
 void Pool::on_conn_closed(Conn* c, const std::string& error) {
   auto it = std::find_if(conns_.begin(), conns_.end(), [c](const ConnInfo& ci) { return ci.conn == c; });
   if (it == conns_.end()) return;

@@ -79,6 +79,11 @@ class Pool final : public ConnListener {
   void on_conn_ready(Conn* c) override;
   void on_conn_capacity(Conn* c) override;
   void on_conn_closed(Conn* c, const std::string& error) override;
+  // A connection went quiet: with no request in the pool, the request slots of the busiest
+  // moment are given back (they are reallocated by the next burst).
+  void on_conn_idle(Conn* c) override;
+  // Bytes kept for reuse (request slots, deadline heap); diagnostics and tests.
+  size_t idle_capacity() const;
 
  private:
   struct Req {

@@ -50,15 +50,7 @@ struct Session::Stream {
 class Session::BlockCache {
  public:
   BlockCache() = default;
-  ~BlockCache() {
-    for (FreeBlock*& head : free_) {
-      while (head) {
-        FreeBlock* next = head->next;
-        std::free(reinterpret_cast<char*>(head) - kHeader);
-        head = next;
-      }
-    }
-  }
+  ~BlockCache() { purge(); }
   BlockCache(const BlockCache&) = delete;
   BlockCache& operator=(const BlockCache&) = delete;
 
@@ -101,6 +93,19 @@ class Session::BlockCache {
     release(p);
     return q;
   }
+
+  // Frees every cached block (an idle session gives its burst capacity back).
+  void purge() {
+    for (FreeBlock*& head : free_) {
+      while (head) {
+        FreeBlock* next = head->next;
+        std::free(reinterpret_cast<char*>(head) - kHeader);
+        head = next;
+      }
+    }
+    cached_bytes_ = 0;
+  }
+  size_t cached_bytes() const { return cached_bytes_; }
 
   static void* mem_malloc(size_t n, void* self) { return static_cast<BlockCache*>(self)->allocate(n); }
   static void mem_free(void* p, void* self) { static_cast<BlockCache*>(self)->release(p); }
@@ -574,6 +579,20 @@ void Session::fail_all(FailureKind kind) {
   std::sort(open.begin(), open.end(), [](Stream* a, Stream* b) { return a->stream_id < b->stream_id; });
   for (Stream* s : open) finish(s, kind, 0);
   while (!queue_.empty()) finish(queue_.front(), kind, 0);
+}
+
+void Session::release_idle_memory() {
+  if (delivering_) return;  // done_ and the slots are in use by the delivery loop
+  cache_->purge();
+  if (pending_out_.empty()) std::string().swap(pending_out_);
+  if (done_.empty()) std::vector<std::pair<Completion, H2Response>>().swap(done_);
+  if (queue_.empty()) std::deque<Stream*>().swap(queue_);
+  slots_.release_if_idle();
+}
+
+size_t Session::idle_capacity() const {
+  return cache_->cached_bytes() + pending_out_.capacity() +
+         done_.capacity() * sizeof(std::pair<Completion, H2Response>) + slots_.capacity() * sizeof(Stream);
 }
 
 void Session::shutdown() {

@@ -139,6 +139,15 @@ class Session {
   // Graceful close: send GOAWAY, accept no new requests; open ones may still finish.
   void shutdown();
 
+  // Gives back memory kept for the next burst: nghttp2's block cache, the serialized-output
+  // buffer, the completion batch, and (with no request pending) the request slots. The owner
+  // calls it when the connection has been quiet for a while; the next burst allocates afresh.
+  // Not from inside a completion.
+  void release_idle_memory();
+  // Bytes currently kept for reuse (block cache, output and completion buffers, stream slots);
+  // diagnostics and tests.
+  size_t idle_capacity() const;
+
   // True while new requests are accepted (no GOAWAY either way, not failed).
   bool accepting() const { return !failed_ && !goaway_received_ && !shutdown_; }
   bool failed() const { return failed_; }

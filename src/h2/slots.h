@@ -48,6 +48,16 @@ class SlotTable {
   }
 
   size_t live() const { return live_; }  // acquired and not released
+  size_t capacity() const { return slots_.size(); }  // slots allocated, free or not
+
+  // Frees every slot when none is in use (an idle connection or pool gives back the slots of its
+  // busiest moment). Ids handed out before stay stale: their slot index is past the end or the
+  // sequence differs, so find() still returns nullptr for them.
+  void release_if_idle() {
+    if (live_ != 0) return;
+    std::vector<std::unique_ptr<T>>().swap(slots_);
+    std::vector<uint32_t>().swap(free_);
+  }
 
   // Every slot, free or not (callers test in_use).
   template <class F>

@@ -415,6 +415,21 @@ size_t TlsSession::write_capacity() const {
 
 size_t TlsSession::buffer_capacity() const { return impl_->in.capacity() + impl_->plain.capacity(); }
 
+size_t TlsSession::output_capacity() const { return impl_->out.capacity(); }
+
+void TlsSession::release_buffers() {
+  Impl& s = *impl_;
+  if (s.in_off == s.in.size()) {
+    std::string().swap(s.in);
+    s.in_off = 0;
+  }
+  if (s.plain_off == s.plain.size()) {
+    std::string().swap(s.plain);
+    s.plain_off = 0;
+  }
+  if (s.out.empty()) std::string().swap(s.out);
+}
+
 size_t TlsSession::pending_plaintext() const { return impl_->plain.size() - impl_->plain_off; }
 
 TlsStatus TlsSession::read(std::string& out) {

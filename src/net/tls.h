@@ -72,6 +72,12 @@ class TlsSession {
   static constexpr size_t kKeepCapacity = 32u << 10;
   // Capacity currently held by the input and plaintext queues (diagnostics and tests).
   size_t buffer_capacity() const;
+  // Capacity of the ciphertext output buffer (take_output() hands buffers back and forth, so a
+  // stream's reused chunk lives here between writes).
+  size_t output_capacity() const;
+  // Frees the capacity of whichever of the three queues is drained (an idle connection gives its
+  // burst buffers back; mbedTLS's own record buffers stay, they live as long as the session).
+  void release_buffers();
 
   // sni_hostname: client only — sent as SNI and matched against the server certificate (DNS
   // names only: mbedTLS 2.28 cannot match IP addresses). Required when the context verifies.

@@ -183,6 +183,18 @@ void TlsStream::give_spare(std::string&& s) {
   spare_.push_back(std::move(s));
 }
 
+void TlsStream::release_idle_buffers() {
+  std::vector<std::string>().swap(spare_);
+  std::string().swap(plain_);
+  if (tls_) tls_->release_buffers();
+}
+
+size_t TlsStream::idle_capacity() const {
+  size_t n = plain_.capacity() + (tls_ ? tls_->output_capacity() : 0);
+  for (const std::string& s : spare_) n += s.capacity();
+  return n;
+}
+
 bool TlsStream::hold_chunk(std::string&& data) {
   if (closed_ || failed_) return false;
   if (held_ && held_->count == kMaxChunks && !submit_held()) return false;

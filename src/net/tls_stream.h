@@ -100,6 +100,14 @@ class TlsStream {
   static constexpr size_t kKeepScratch = 16u << 10;
   size_t scratch_capacity() const { return plain_.capacity(); }
 
+  // Gives back the capacity kept for the next burst: the spare ciphertext chunks (up to
+  // 4 × ~48 KB), the TLS session's drained queues and the read scratch. Ciphertext still queued
+  // or held is untouched. The owner calls it once the connection has been quiet for a while;
+  // the next batch allocates its chunks afresh.
+  void release_idle_buffers();
+  // Capacity kept between writes: spare chunks plus the TLS output buffer (diagnostics, tests).
+  size_t idle_capacity() const;
+
  private:
   struct WriteReq;
   TlsStream(uv_loop_t* loop, uv_tcp_t* tcp, const TlsContext* tls, StreamListener* listener,

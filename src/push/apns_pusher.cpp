@@ -72,6 +72,7 @@ size_t ApnsPusher::max_payload(const std::string& push_type) {
 
 void ApnsPusher::ConnShim::on_conn_ready(h2::Conn* c) { owner->pool_->on_conn_ready(c); }
 void ApnsPusher::ConnShim::on_conn_capacity(h2::Conn* c) { owner->pool_->on_conn_capacity(c); }
+void ApnsPusher::ConnShim::on_conn_idle(h2::Conn* c) { owner->pool_->on_conn_idle(c); }
 void ApnsPusher::ConnShim::on_conn_closed(h2::Conn* c, const std::string& error) {
   ApnsPusher* p = owner;
   p->pool_->on_conn_closed(c, error);

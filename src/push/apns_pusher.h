@@ -111,6 +111,7 @@ class ApnsPusher final : public Pusher {
     void on_conn_ready(h2::Conn* c) override;
     void on_conn_capacity(h2::Conn* c) override;
     void on_conn_closed(h2::Conn* c, const std::string& error) override;
+    void on_conn_idle(h2::Conn* c) override;
   };
   struct Due {
     int64_t at_ms;

@@ -198,6 +198,60 @@ TEST_CASE("h2 connection: idle PINGs are acknowledged and keep the connection in
   }
 }
 
+namespace {
+// Records a Connection's events (the pool's role) for tests that drive one directly.
+struct ConnEvents : ConnListener {
+  bool ready = false;
+  bool closed = false;
+  void on_conn_ready(Conn*) override { ready = true; }
+  void on_conn_capacity(Conn*) override {}
+  void on_conn_closed(Conn*, const std::string&) override { closed = true; }
+};
+}  // namespace
+
+TEST_CASE("h2 connection: after idle_release_ms without traffic the burst buffers are given back") {
+  NodeServer server(100);
+  auto tls = client_tls();
+  for (int64_t release_ms : {int64_t{100}, int64_t{0}}) {
+    CAPTURE(release_ms);
+    Loop l;
+    ConnectionOptions co;
+    co.host = "localhost";
+    co.port = server.port;
+    co.idle_release_ms = release_ms;
+    ConnEvents ev;
+    Connection* c = Connection::create(&l.loop, tls.get(), co, &ev);
+    REQUIRE(l.run_until([&] { return ev.ready; }, 5000));
+    size_t done = 0;
+    auto burst = [&] {
+      // 64 requests with 4 KB bodies in one iteration: ~260 KB of output through the TLS chunks.
+      for (int i = 0; i < 64; ++i)
+        REQUIRE(c->submit(req("/echo", std::string(4096, 'x')), [&](H2Response& r) {
+          CHECK(r.status == 200);
+          ++done;
+        }) > 0);
+    };
+    burst();
+    REQUIRE(l.run_until([&] { return done == 64; }, 5000));
+    size_t busy = c->idle_capacity();
+    CHECK(busy > 100 * 1024);  // spare ciphertext chunks, pump scratch, block cache, slots
+    if (release_ms > 0) {
+      CHECK(l.run_until([&] { return c->idle_capacity() < 4096; }, 5000));
+      // Still usable, and gives back again after the next burst.
+      burst();
+      REQUIRE(l.run_until([&] { return done == 128; }, 5000));
+      CHECK(c->idle_capacity() > 100 * 1024);
+      CHECK(l.run_until([&] { return c->idle_capacity() < 4096; }, 5000));
+    } else {
+      l.run_until([] { return false; }, 300);
+      CHECK(c->idle_capacity() >= busy);  // 0: kept for the connection's lifetime
+    }
+    CHECK(c->state() == ConnState::connected);
+    c->close();
+    CHECK(l.run_until([&] { return ev.closed; }, 5000));
+  }
+}
+
 TEST_CASE("h2 pool: nothing listening → connect fails with backoff and requests time out") {
   auto tls = client_tls();
   std::vector<H2Response> out;

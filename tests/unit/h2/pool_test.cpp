@@ -191,6 +191,34 @@ TEST_CASE("pool: queues until the first connection is ready, then sends with pro
   CHECK(out[0].status == 200);
 }
 
+TEST_CASE("pool: a quiet connection lets the pool give back its request slots, only with none in use") {
+  Harness h;
+  std::vector<H2Response> out;
+  h.submit(out);
+  REQUIRE(h.conns.size() == 1);
+  h.conns[0]->slots = 100;
+  h.conns[0]->become_ready();
+  for (int i = 0; i < 49; ++i) h.submit(out);
+  REQUIRE(h.conns[0]->open.size() == 50);
+  for (size_t i = 0; i < 49; ++i) h.conns[0]->respond(0, 200);
+  REQUIRE(out.size() == 49);
+  size_t busy = h.pool->idle_capacity();
+  CHECK(busy >= 50 * sizeof(void*));
+  h.pool->on_conn_idle(h.conns[0].get());  // one request still in flight: nothing is freed
+  CHECK(h.pool->idle_capacity() == busy);
+  h.conns[0]->respond(0, 200);
+  REQUIRE(out.size() == 50);
+  h.pool->on_conn_idle(h.conns[0].get());
+  CHECK(h.pool->idle_capacity() == 0);
+  // Requests flow as before.
+  CHECK(h.submit(out) > 0);
+  REQUIRE(h.conns[0]->open.size() == 1);
+  h.conns[0]->respond(0, 204);
+  REQUIRE(out.size() == 51);
+  CHECK(out[50].status == 204);
+  CHECK(h.pool->stats().in_flight == 0);
+}
+
 TEST_CASE("pool: opens another connection when streams saturate, up to max_connections") {
   PoolOptions o;
   o.max_connections = 2;

@@ -524,6 +524,41 @@ TEST_CASE("session: take_output(out, max) hands out a batch in pieces of about m
   CHECK(server.ready().size() == 8);
 }
 
+TEST_CASE("session: release_idle_memory gives back the block cache and idle slots; requests flow after it") {
+  Session client;
+  MemServer server;
+  std::vector<H2Response> results;
+  auto cb = [&](const H2Response& r) { results.push_back(r); };
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 50; ++i) ids.push_back(client.submit(make_req("/r/" + std::to_string(i)), cb));
+  pump(client, server);
+  server.answer_all(200, "");
+  pump(client, server);
+  REQUIRE(results.size() == 50);
+  REQUIRE(client.pending() == 0);
+  size_t busy = client.idle_capacity();
+  CHECK(busy > 50 * 100);  // 50 stream slots and the cached nghttp2 blocks of their frames
+
+  client.release_idle_memory();
+  CHECK(client.idle_capacity() < 64);  // at most an empty string's inline buffer
+  CHECK_FALSE(client.cancel(ids[0]));  // ids from before stay unknown
+  CHECK_FALSE(client.cancel(ids[49]));
+
+  // The session works as before: a request open during a release keeps its slot.
+  uint64_t a = client.submit(make_req("/after/1"), cb);
+  REQUIRE(a > 0);
+  pump(client, server);
+  client.release_idle_memory();
+  CHECK(client.pending() == 1);
+  CHECK(client.idle_capacity() > 0);  // the open request's slot stays
+  server.answer_all(204, "");
+  pump(client, server);
+  REQUIRE(results.size() == 51);
+  CHECK(results[50].request_id == a);
+  CHECK(results[50].status == 204);
+  CHECK(server.total_requests == 51);
+}
+
 TEST_CASE("session: keep_response_headers stores only the listed response headers") {
   SessionOptions o;
   o.keep_response_headers = {"retry-after"};
