@@ -36,8 +36,13 @@ RateLimiter::Decision RateLimiter::check(int64_t key) {
   }
   if (!w.runs.empty() && w.runs.back().ms == now) {
     ++w.runs.back().count;
+  } else if (w.runs.size() >= kMaxRuns / 2 && now - w.run_start < kCoarseMs) {
+    // Coarse mode (see Window::run_start): only reachable with N > kMaxRuns / 2.
+    w.runs.back().ms = now;
+    ++w.runs.back().count;
   } else {
     w.runs.push_back(Run{now, 1});
+    w.run_start = now;
   }
   ++w.total;
   d.allowed = true;

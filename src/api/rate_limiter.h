@@ -1,7 +1,8 @@
 // Per-server request rate limit of api.md §2: N accepted requests per sliding 60 s window.
-// The limiter keeps, per key, the accepted times of the window as (millisecond, count) runs, so
-// its memory is bounded by min(N, 60 000) runs per key however large N is; callers (the router)
-// ask check() once per authenticated request and turn the Decision into headers or a 429.
+// The limiter keeps, per key, the accepted times of the window as (millisecond, count) runs, at
+// most kMaxRuns per key (64 KB) however large N is; callers (the router) ask check() once per
+// authenticated request and turn the Decision into headers or a 429. Exact for N <= kMaxRuns / 2
+// (the spec's 1000 included); above that, see Window::run_start.
 // Single-threaded (loop thread); the Clock must outlive the limiter.
 #pragma once
 #include <cstddef>
@@ -16,6 +17,9 @@ namespace aloha::api {
 class RateLimiter {
  public:
   static constexpr int64_t kWindowMs = 60'000;
+  // Runs kept per key at most. Past half of them, a run covers up to kCoarseMs of requests.
+  static constexpr size_t kMaxRuns = 4096;
+  static constexpr int64_t kCoarseMs = (kWindowMs + kMaxRuns / 2 - 1) / (kMaxRuns / 2);  // 30 ms
 
   // limit_per_minute below 1 is treated as 1.
   RateLimiter(int limit_per_minute, const Clock& clock);
@@ -58,6 +62,13 @@ class RateLimiter {
   struct Window {
     std::deque<Run> runs;
     int64_t total = 0;
+    // First millisecond of the newest run. Once a key holds kMaxRuns / 2 runs, a request within
+    // kCoarseMs of it joins that run and moves the run's time to its own (the newest request of
+    // the run): every request is then counted until at least 60 s after it, never less, so the
+    // window is only ever stricter than exact, by under kCoarseMs, and run starts are kCoarseMs
+    // apart, which bounds the runs of 60 s to kMaxRuns. (A one-millisecond run per request
+    // stream held up to 60 000 runs, ~1 MB, per busy key under a large limit.)
+    int64_t run_start = 0;
   };
   std::unordered_map<int64_t, Window> keys_;
   size_t prune_at_ = 1024;

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <deque>
+
 #include "api/rate_limiter.h"
 #include "core/clock.h"
 
@@ -190,6 +193,72 @@ TEST_CASE("rate limiter: memory stays bounded with many short-lived keys") {
   }
   // Only keys of the last minute (plus at most one doubling of slack) survive the automatic prune.
   CHECK(rl.tracked_keys() <= 3000);
+}
+
+
+TEST_CASE("rate limiter: a large limit keeps at most kMaxRuns runs and never accepts more than N in 60 s") {
+  FakeClock clock;
+  constexpr int kLimit = 100'000;
+  RateLimiter rl(kLimit, clock);
+  // Three requests every millisecond, and bursts, for 3 minutes (more than the limit); the test keeps the exact accepted
+  // times and checks the sliding-window bound at every step.
+  std::deque<int64_t> accepted;  // accepted times within the last 60 s (exact)
+  int64_t refused = 0;
+  size_t most_runs = 0;
+  for (int64_t t = 0; t < 180'000; ++t) {
+    const int n = t % 1000 < 10 ? 100 : 3;  // and 10 ms of 100 per ms every second
+    for (int i = 0; i < n; ++i) {
+      auto d = rl.check(9);
+      while (!accepted.empty() && t - accepted.front() > RateLimiter::kWindowMs) accepted.pop_front();
+      if (d.allowed) {
+        accepted.push_back(t);
+        REQUIRE(accepted.size() <= static_cast<size_t>(kLimit));
+      } else {
+        ++refused;
+      }
+    }
+    most_runs = std::max(most_runs, rl.tracked_runs(9));
+    clock.advance_ms(1);
+  }
+  CHECK(most_runs <= RateLimiter::kMaxRuns);
+  CHECK(most_runs > RateLimiter::kMaxRuns / 2);  // coarse mode was reached
+  CHECK(refused > 0);                             // ~4000 per s: the limit was reached
+}
+
+TEST_CASE("rate limiter: up to kMaxRuns / 2 distinct milliseconds the window stays exact") {
+  FakeClock clock;
+  constexpr int kLimit = static_cast<int>(RateLimiter::kMaxRuns / 2);
+  RateLimiter rl(kLimit, clock);
+  for (int i = 0; i < kLimit; ++i) {
+    REQUIRE(rl.check(4).allowed);
+    clock.advance_ms(7);
+  }
+  CHECK(rl.tracked_runs(4) == static_cast<size_t>(kLimit));
+  // The first request (t = 0) leaves the window at exactly 60 s + 1 ms, not later.
+  clock.advance_ms(60'000 - kLimit * 7);  // now t = 60 s
+  CHECK_FALSE(rl.check(4).allowed);
+  clock.advance_ms(1);
+  CHECK(rl.check(4).allowed);
+}
+
+TEST_CASE("rate limiter: a coarse run leaves the window with its newest request, never earlier") {
+  FakeClock clock;
+  constexpr int kLimit = 3000;
+  RateLimiter rl(kLimit, clock);
+  // One request per ms for 3 s: 2048 one-ms runs (t = 0..2047); from then on the newest run
+  // takes every request within 30 ms of its start, so the run of t = 2047 covers t = 2047..2076.
+  for (int t = 0; t < kLimit; ++t) {
+    REQUIRE(rl.check(5).allowed);
+    clock.advance_ms(1);
+  }
+  CHECK(rl.tracked_runs(5) < static_cast<size_t>(kLimit));
+  // t = 62 049: exactly, the requests of t = 0..2048 (2049) have left the window. The coarse run
+  // counts until 60 s after its newest request (t = 2076), so 2047 slots are free, two fewer than
+  // exact; counting it from its first request would free 2077, more than exact.
+  clock.advance_ms(62'049 - kLimit);
+  int accepted = 0;
+  for (int i = 0; i < 2100; ++i) accepted += rl.check(5).allowed ? 1 : 0;
+  CHECK(accepted == 2047);
 }
 
 }  // TEST_SUITE
