@@ -53,19 +53,25 @@ void push_register(Services& svc, const ExchangePtr& ex) {
   if (realm) realm_id = realm->id;
 
   int64_t now = svc.clock.wall_ms();
-  svc.store.db().write([&] {
-    store::DeviceRegistration reg;
-    reg.server_id = ex->server->id;
-    reg.kind = static_cast<int>(k);
-    reg.token = token;
-    reg.token_norm = norm;
-    reg.ios_app_id = app_id;
-    reg.user_id = id.user_id;
-    reg.user_uuid = id.user_uuid;
-    reg.realm_id = realm_id;
-    reg.now_ms = now;
-    svc.store.devices().register_device(reg);
-  });
+  try {
+    svc.store.db().write([&] {
+      store::DeviceRegistration reg;
+      reg.server_id = ex->server->id;
+      reg.kind = static_cast<int>(k);
+      reg.token = token;
+      reg.token_norm = norm;
+      reg.ios_app_id = app_id;
+      reg.user_id = id.user_id;
+      reg.user_uuid = id.user_uuid;
+      reg.realm_id = realm_id;
+      reg.now_ms = now;
+      svc.store.devices().register_device(reg);
+    });
+  } catch (const store::DeviceLimitError&) {
+    // Thousands of tokens for one user (the store's per-user id range is full): retrying will
+    // not help, so not the 503 of an unavailable store. Nothing was written.
+    throw ApiError::bad_request("Too many devices registered for this user");
+  }
   LOG_DEBUG("push/register %s kind=%d token=%s", ex->server->uuid.c_str(), static_cast<int>(k),
             redact_token(token).c_str());
   JsonFields out;

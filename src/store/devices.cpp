@@ -234,7 +234,7 @@ RegisterResult Devices::register_device(const DeviceRegistration& reg) {
         at = range->lo;
         while (ids_in_range_.step() && ids_in_range_.col_int(0) == at) ++at;
         if (at > range->hi)
-          throw StoreError("register_device: no free id among the " + std::to_string(kLegacyDeviceSeqs) +
+          throw DeviceLimitError("register_device: no free id among the " + std::to_string(kLegacyDeviceSeqs) +
                            " of this identity's range");
       }
       auto u = insert_.use();

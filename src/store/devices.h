@@ -27,6 +27,14 @@ std::string normalize_token(int kind, std::string_view token);
 // ASCII lowercase (user and realm UUIDs are stored lowercase).
 std::string ascii_lower(std::string_view s);
 
+// register_device found no free id in the identity's range (schema v3: 4096 rows per bucket,
+// shared only by identities of the same server and bucket). The API answers it as a client error,
+// not as an unavailable store.
+class DeviceLimitError : public StoreError {
+ public:
+  using StoreError::StoreError;
+};
+
 // A row's key is (server_id, identity, kind, token_norm), unique (kept by register_device); its
 // id in the table (schema v3) only places an identity's rows together and is not exposed.
 struct DeviceRow {

@@ -2,6 +2,7 @@
 // every validation rule in its order, idempotence, id→uuid migration, APNs case-insensitivity,
 // the OR identity rule and isolation between servers.
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include <string>
 
@@ -18,9 +19,43 @@ const std::string kUnregAll = remotes("push/unregister/all");
 const std::string kApnsToken = "c0ffee00deadbeef" + std::string(48, 'a');  // 64 hex digits
 const std::string kAppId = "org.aloha.ios";
 
+// Runs `sql` on the (stopped) daemon's database file.
+void exec_sql(const std::string& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err);
+  std::string msg = err ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(h);
+  REQUIRE_MESSAGE(rc == SQLITE_OK, msg);
+}
+
 }  // namespace
 
 TEST_SUITE("integration/api/push_register") {
+  TEST_CASE("push/register: a user's full id range is a 400, not a retry-later; refreshes still work") {
+    BouncerProcess b;
+    auto s = register_server(b, "full.aloha-test.org");
+    CHECK_OK(b.post_form(kReg, Fields{{"user_id", "77"}, {"token", "seed-first"}, {"token_kind", "2"}}, s.auth()));
+    b.stop();
+    // Schema v3 places user 77's rows at ids server_id << 40 | 77 << 12 | 0..4095: fill the rest
+    // of that range directly (4095 registrations over HTTP would each wait for an fsync).
+    exec_sql(b.db_path(),
+             "WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 4095) "
+             "INSERT INTO legacy_devices (id, server_id, identity, kind, token_norm, registered_ms) "
+             "SELECT (d.server_id << 40) + (77 << 12) + v, d.server_id, 77, 2, 'seed-' || v, 1 "
+             "FROM n, (SELECT server_id FROM legacy_devices WHERE token_norm = 'seed-first') d");
+    b.restart();
+    CHECK_BAD(b.post_form(kReg, Fields{{"user_id", "77"}, {"token", "one-more"}, {"token_kind", "2"}}, s.auth()),
+              "Too many devices registered for this user");
+    CHECK_OK(b.post_form(kReg, Fields{{"user_id", "77"}, {"token", "seed-17"}, {"token_kind", "2"}}, s.auth()));
+    CHECK_OK(b.post_form(kReg, Fields{{"user_id", "78"}, {"token", "one-more"}, {"token_kind", "2"}}, s.auth()));
+    // After an unregister the user has room again.
+    CHECK_OK(b.post_form(kUnreg, Fields{{"user_id", "77"}, {"token", "seed-17"}, {"token_kind", "2"}}, s.auth()));
+    CHECK_OK(b.post_form(kReg, Fields{{"user_id", "77"}, {"token", "one-more"}, {"token_kind", "2"}}, s.auth()));
+  }
+
   TEST_CASE("push/register: parameter types, ranges and formats, in parameter order") {
     BouncerProcess b;
     auto s = register_server(b, "pr.aloha-test.org");

@@ -199,7 +199,7 @@ TEST_CASE("devices: an identity's id range holds 4096 rows; a freed id is taken 
     token += std::to_string(i);
     f.reg(f.a, kKindFcm, token, 7, std::nullopt, 1);
   }
-  CHECK_THROWS_AS(f.reg(f.a, kKindFcm, "one-too-many", 7, std::nullopt, 1), StoreError);
+  CHECK_THROWS_AS(f.reg(f.a, kKindFcm, "one-too-many", 7, std::nullopt, 1), DeviceLimitError);
   // Re-registering an existing token still works (a refresh, no new id).
   CHECK(f.reg(f.a, kKindFcm, "t4095", 7, std::nullopt, 2).outcome == RegisterOutcome::refreshed);
   // A deleted row's id (here the first) is reused although the range's last id is taken.
