@@ -2,11 +2,11 @@
 // every validation rule in its order, idempotence, id→uuid migration, APNs case-insensitivity,
 // the OR identity rule and isolation between servers.
 #include <doctest/doctest.h>
-#include <sqlite3.h>
 
 #include <string>
 
 #include "api_checks.h"
+#include "notify_support.h"  // exec_sql
 
 using namespace aloha;
 using namespace aloha::test;
@@ -19,18 +19,6 @@ const std::string kUnregAll = remotes("push/unregister/all");
 const std::string kApnsToken = "c0ffee00deadbeef" + std::string(48, 'a');  // 64 hex digits
 const std::string kAppId = "org.aloha.ios";
 
-// Runs `sql` on the (stopped) daemon's database file.
-void exec_sql(const std::string& db, const std::string& sql) {
-  sqlite3* h = nullptr;
-  REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
-  char* err = nullptr;
-  int rc = sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err);
-  std::string msg = err ? err : "";
-  sqlite3_free(err);
-  sqlite3_close(h);
-  REQUIRE_MESSAGE(rc == SQLITE_OK, msg);
-}
-
 }  // namespace
 
 TEST_SUITE("integration/api/push_register") {
@@ -41,7 +29,7 @@ TEST_SUITE("integration/api/push_register") {
     b.stop();
     // Schema v3 places user 77's rows at ids server_id << 40 | 77 << 12 | 0..4095: fill the rest
     // of that range directly (4095 registrations over HTTP would each wait for an fsync).
-    exec_sql(b.db_path(),
+    notify::exec_sql(b.db_path(),
              "WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 4095) "
              "INSERT INTO legacy_devices (id, server_id, identity, kind, token_norm, registered_ms) "
              "SELECT (d.server_id << 40) + (77 << 12) + v, d.server_id, 77, 2, 'seed-' || v, 1 "
