@@ -31,15 +31,16 @@ void raw_exec(sqlite3* db, const std::string& sql) {
   REQUIRE_MESSAGE(rc == SQLITE_OK, msg);
 }
 
-// A version-1 database as a v1 binary left it: the v1 script, user_version 1, and rows of every
-// shape (uuid- and id-keyed, an APNs token registered in upper case, realm set and unset).
-void make_v1(const std::string& path) {
+// An old database as that version's binary left it, inside an open transaction: the first
+// `version` migration scripts, user_version, two servers and a realm (id 7, server 1). The caller
+// adds its devices, commits and closes.
+sqlite3* open_old_version(const std::string& path, int version) {
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
   raw_exec(db, "PRAGMA journal_mode=WAL");
   raw_exec(db, "BEGIN");
-  raw_exec(db, std::string(migrations().at(0)));
-  raw_exec(db, "PRAGMA user_version=1");
+  for (int i = 0; i < version; ++i) raw_exec(db, std::string(migrations().at(static_cast<size_t>(i))));
+  raw_exec(db, "PRAGMA user_version=" + std::to_string(version));
   raw_exec(db,
            "INSERT INTO servers (id, uuid, key_hash, hostname, contact_email, created_ms, last_updated_ms) VALUES "
            "(1, '11111111-1111-4111-8111-111111111111', 'h', 'a.example.org', 'a@example.org', 1, 1),"
@@ -47,6 +48,13 @@ void make_v1(const std::string& path) {
   raw_exec(db,
            "INSERT INTO realms (id, server_id, uuid, created_ms, last_updated_ms) VALUES "
            "(7, 1, 'eeeeeeee-0000-4000-8000-00000000000e', 1, 1)");
+  return db;
+}
+
+// A version-1 database as a v1 binary left it: the v1 script, user_version 1, and rows of every
+// shape (uuid- and id-keyed, an APNs token registered in upper case, realm set and unset).
+void make_v1(const std::string& path) {
+  sqlite3* db = open_old_version(path, 1);
   raw_exec(db, std::string("INSERT INTO devices (id, server_id, kind, token, token_norm, ios_app_id, user_id, ") +
                    "user_uuid, realm_id, registered_ms) VALUES "
                    "(1, 1, 1, 'AABB01', 'aabb01', 'com.example.app', NULL, '" + kUser + "', 7, 1000),"
@@ -63,20 +71,7 @@ void make_v1(const std::string& path) {
 // token registered in upper case, user_ids that share v3's bucket (5 and 5 + 2^28) or are
 // negative, uuids that differ only in their last digit, realm set and unset.
 void make_v2(const std::string& path) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  raw_exec(db, "PRAGMA journal_mode=WAL");
-  raw_exec(db, "BEGIN");
-  raw_exec(db, std::string(migrations().at(0)));
-  raw_exec(db, std::string(migrations().at(1)));
-  raw_exec(db, "PRAGMA user_version=2");
-  raw_exec(db,
-           "INSERT INTO servers (id, uuid, key_hash, hostname, contact_email, created_ms, last_updated_ms) VALUES "
-           "(1, '11111111-1111-4111-8111-111111111111', 'h', 'a.example.org', 'a@example.org', 1, 1),"
-           "(2, '22222222-2222-4222-8222-222222222222', 'h', 'b.example.org', 'b@example.org', 1, 1)");
-  raw_exec(db,
-           "INSERT INTO realms (id, server_id, uuid, created_ms, last_updated_ms) VALUES "
-           "(7, 1, 'eeeeeeee-0000-4000-8000-00000000000e', 1, 1)");
+  sqlite3* db = open_old_version(path, 2);
   raw_exec(db,
            "INSERT INTO legacy_devices (server_id, identity, kind, token_norm, token, ios_app_id, realm_id, "
            "registered_ms) VALUES "
