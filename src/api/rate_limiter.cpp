@@ -4,6 +4,26 @@
 
 namespace aloha::api {
 
+void RateLimiter::RunRing::reallocate(size_t cap) {
+  auto buf = std::make_unique<Run[]>(cap);
+  for (size_t i = 0; i < size_; ++i) buf[i] = buf_[(head_ + i) & (cap_ - 1)];
+  buf_ = std::move(buf);
+  cap_ = cap;
+  head_ = 0;
+}
+
+void RateLimiter::RunRing::push_back(Run r) {
+  if (size_ == cap_) reallocate(cap_ == 0 ? kMinRuns : cap_ * 2);
+  buf_[(head_ + size_) & (cap_ - 1)] = r;
+  ++size_;
+}
+
+void RateLimiter::RunRing::shrink() {
+  size_t cap = cap_;
+  while (cap > kMinRuns && size_ <= cap / 4) cap /= 2;
+  if (cap != cap_) reallocate(cap);
+}
+
 RateLimiter::RateLimiter(int limit_per_minute, const Clock& clock)
     : limit_(std::max(1, limit_per_minute)), clock_(clock) {}
 
@@ -36,8 +56,10 @@ RateLimiter::Decision RateLimiter::check(int64_t key) {
   }
   if (!w.runs.empty() && w.runs.back().ms == now) {
     ++w.runs.back().count;
-  } else if (w.runs.size() >= kMaxRuns / 2 && now - w.run_start < kCoarseMs) {
-    // Coarse mode (see Window::run_start): only reachable with N > kMaxRuns / 2.
+  } else if ((w.runs.size() >= kMaxRuns / 2 && now - w.run_start < kCoarseMs) || w.runs.size() >= kMaxRuns) {
+    // Coarse mode (see Window::run_start): only reachable with N > kMaxRuns / 2. Run starts
+    // kCoarseMs apart keep a window below kMaxRuns; the second test makes that the buffer's
+    // hard bound whatever the clock does (joining the newest run is only ever stricter).
     w.runs.back().ms = now;
     ++w.runs.back().count;
   } else {
@@ -55,11 +77,19 @@ RateLimiter::Decision RateLimiter::check(int64_t key) {
 void RateLimiter::prune() {
   const int64_t now = clock_.mono_ms();
   for (auto it = keys_.begin(); it != keys_.end();) {
-    if (it->second.runs.empty() || now - it->second.runs.back().ms > kWindowMs) {
+    Window& w = it->second;
+    if (w.runs.empty() || now - w.runs.back().ms > kWindowMs) {
       it = keys_.erase(it);
-    } else {
-      ++it;
+      continue;
     }
+    // Runs that left the window go now (check() only drops them on the key's next request), and
+    // a buffer sized for an earlier burst is given back.
+    while (now - w.runs.front().ms > kWindowMs) {
+      w.total -= w.runs.front().count;
+      w.runs.pop_front();
+    }
+    w.runs.shrink();
+    ++it;
   }
 }
 

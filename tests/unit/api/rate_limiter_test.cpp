@@ -261,4 +261,61 @@ TEST_CASE("rate limiter: a coarse run leaves the window with its newest request,
   CHECK(accepted == 2047);
 }
 
+TEST_CASE("rate limiter: the ring buffer grows, wraps and shrinks without changing a decision") {
+  // Against an exact model (every accepted time): irregular gaps and bursts make the buffer
+  // wrap, double while wrapped, and halve in prune(); every decision must match the model.
+  FakeClock clock;
+  constexpr int kLimit = 1500;  // <= kMaxRuns / 2: the limiter is exact
+  RateLimiter rl(kLimit, clock);
+  std::deque<int64_t> accepted;
+  uint64_t rnd = 12345;
+  auto next = [&rnd] {
+    rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<int64_t>(rnd >> 33);
+  };
+  int64_t t = 0;
+  size_t most_capacity = 0;
+  for (int step = 0; step < 40'000; ++step) {
+    // Phases of ~20 s: busy (gaps 0-20 ms), quiet (gaps up to 3 s).
+    const bool busy = (t / 20'000) % 3 != 2;
+    const int64_t gap = busy ? next() % 21 : next() % 3000;
+    t += gap;
+    clock.advance_ms(gap);
+    while (!accepted.empty() && t - accepted.front() > RateLimiter::kWindowMs) accepted.pop_front();
+    auto d = rl.check(1);
+    const bool expect = accepted.size() < static_cast<size_t>(kLimit);
+    REQUIRE(d.allowed == expect);
+    if (d.allowed) {
+      accepted.push_back(t);
+      REQUIRE(d.remaining == kLimit - static_cast<int>(accepted.size()));
+    }
+    if (step % 997 == 0) rl.prune();
+    most_capacity = std::max(most_capacity, rl.run_capacity(1));
+    REQUIRE(rl.run_capacity(1) >= rl.tracked_runs(1));
+  }
+  CHECK(most_capacity >= 1024);  // it grew (and wrapped: 40 000 requests through it)
+  CHECK(most_capacity <= RateLimiter::kMaxRuns);
+}
+
+TEST_CASE("rate limiter: prune gives back a buffer sized for an earlier burst") {
+  FakeClock clock;
+  RateLimiter rl(1'000'000, clock);
+  for (int ms = 0; ms < 3000; ++ms) {  // one request per ms: kMaxRuns / 2 runs, then coarse
+    REQUIRE(rl.check(2).allowed);
+    clock.advance_ms(1);
+  }
+  const size_t burst_capacity = rl.run_capacity(2);
+  CHECK(burst_capacity >= RateLimiter::kMaxRuns / 2);
+  CHECK(burst_capacity <= RateLimiter::kMaxRuns);
+  clock.advance_ms(50'000);  // t = 53 s: one more request keeps the key alive
+  REQUIRE(rl.check(2).allowed);
+  clock.advance_ms(10'000);  // t = 63 s: the burst has left the window, the last request not
+  rl.prune();
+  CHECK(rl.tracked_keys() == 1);
+  CHECK(rl.tracked_runs(2) == 1);
+  CHECK(rl.run_capacity(2) == RateLimiter::kMinRuns);
+  // The window is still right after the shrink: 1 accepted in the last 60 s.
+  CHECK(rl.check(2).remaining == 1'000'000 - 2);
+}
+
 }  // TEST_SUITE
