@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -91,21 +92,30 @@ void random_bytes(void* out, size_t n) {
 
 namespace {
 // UUIDs are drawn on the push hot path (one apns-id per push): take their randomness from a
-// buffer refilled by one getrandom() per 256 UUIDs instead of a syscall each. The buffer is
-// dropped in a forked child (pid check) so parent and child never share bytes.
+// buffer refilled by one getrandom() per 256 UUIDs instead of a syscall each. A forked child
+// drops the buffer (pthread_atfork) so parent and child never share bytes; a getpid() check per
+// UUID would be a syscall per push (glibc stopped caching the pid in 2.25).
+struct UuidPool {
+  unsigned char bytes[4096];
+  size_t used = sizeof bytes;
+};
+UuidPool g_uuid_pool;
+
 void uuid_random(unsigned char* out, size_t n) {
-  static unsigned char pool[4096];
-  static size_t used = sizeof pool;
-  static pid_t owner = 0;
-  pid_t pid = getpid();
-  if (pid != owner || used + n > sizeof pool) {
-    random_bytes(pool, sizeof pool);
-    used = 0;
-    owner = pid;
+  static const bool registered = [] {
+    const int rc = pthread_atfork(nullptr, nullptr, [] { g_uuid_pool.used = sizeof g_uuid_pool.bytes; });
+    if (rc != 0) random_failed("pthread_atfork", rc);
+    return true;
+  }();
+  (void)registered;
+  UuidPool& p = g_uuid_pool;
+  if (p.used + n > sizeof p.bytes) {
+    random_bytes(p.bytes, sizeof p.bytes);
+    p.used = 0;
   }
-  std::memcpy(out, pool + used, n);
-  std::memset(pool + used, 0, n);  // a byte is handed out once
-  used += n;
+  std::memcpy(out, p.bytes + p.used, n);
+  std::memset(p.bytes + p.used, 0, n);  // a byte is handed out once
+  p.used += n;
 }
 }  // namespace
 

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <set>
 #include <string>
 
@@ -77,6 +80,30 @@ TEST_CASE("crypto: random_uuid4 is canonical lowercase version 4 and unique") {
     seen.insert(u);
   }
   CHECK(seen.size() == 200);
+}
+
+TEST_CASE("crypto: a forked child never draws the same UUID bytes as its parent") {
+  (void)crypto::random_uuid4();  // the parent's pool is filled and partly used
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    std::string u = crypto::random_uuid4();
+    ssize_t w = write(fds[1], u.data(), u.size());
+    _exit(w == static_cast<ssize_t>(u.size()) ? 0 : 1);
+  }
+  close(fds[1]);
+  std::string in_parent = crypto::random_uuid4();
+  char buf[64] = {};
+  ssize_t n = read(fds[0], buf, sizeof buf);
+  close(fds[0]);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  REQUIRE(n == 36);
+  CHECK(std::string(buf, 36) != in_parent);  // without the reset both took the pool's next bytes
 }
 
 TEST_CASE("crypto: random_alnum gives n letters/digits using the whole alphabet") {
