@@ -31,6 +31,7 @@ struct App::Impl {
   std::unique_ptr<api::Router> router;
   std::unique_ptr<http::Server> server;
   uv_prepare_t commit_handle{};   // group commit at the end of every loop iteration
+  uv_timer_t commit_timer{};      // commits a batch the commit handle deferred (store/db.h)
   uv_timer_t maintenance{};       // limiter pruning, WAL checkpoints
   uv_timer_t trim{};              // gives freed heap pages back after a burst (glibc)
   bool trim_pending = false;      // there were connections since the last trim
@@ -53,6 +54,7 @@ void App::Impl::close_handles() {
   uv_close(reinterpret_cast<uv_handle_t*>(&maintenance), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&trim), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&commit_handle), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&commit_timer), nullptr);
 }
 
 void App::Impl::begin_shutdown(const char* why) {
@@ -96,6 +98,7 @@ int App::run() {
   if (!store::configure_sqlite()) LOG_WARN("store: SQLite was initialised early; its allocation settings stay the defaults");
   store::StoreOptions sopts;
   sopts.db.cache_kb = static_cast<int>(d.config.server.database_cache_bytes / 1024);
+  sopts.db.defer_commit_ms = static_cast<int>(d.config.server.commit_delay_ms);
   // A soft bound on all of SQLite's heap (both page caches, statements, a large write batch's
   // dirty pages): past it SQLite recycles cache pages instead of growing. It never fails a call.
   sqlite3_soft_heap_limit64((static_cast<sqlite3_int64>(sopts.db.cache_kb) + sopts.db.checkpoint_cache_kb) * 1024 * 2 +
@@ -147,10 +150,26 @@ int App::run() {
   // reverse start order, so the batch is committed before that iteration's replies are written.
   // push/notify answers without waiting for a sync, but the deletions it reports must at least be
   // committed (visible to other readers of the database) before the answer leaves.
+  // A batch holding only writes nobody waits on (dead-token deletions, counters) may stay open for
+  // a few milliseconds so that several iterations' deletions share one commit; commit_timer then
+  // commits it even if nothing else wakes the loop. Answers reporting such writes wait for it.
   uv_prepare_init(&d.loop, &d.commit_handle);
   d.commit_handle.data = &d;
+  uv_timer_init(&d.loop, &d.commit_timer);
+  d.commit_timer.data = &d;
   uv_prepare_start(&d.commit_handle, [](uv_prepare_t* h) {
-    static_cast<Impl*>(h->data)->store->db().flush();
+    auto* self = static_cast<Impl*>(h->data);
+    store::Database& db = self->store->db();
+    db.flush(/*allow_defer=*/!self->stopping);
+    const int64_t due = db.deferred_commit_due_ms();
+    auto* timer = reinterpret_cast<uv_handle_t*>(&self->commit_timer);
+    if (due >= 0) {
+      if (!uv_is_active(timer))
+        uv_timer_start(&self->commit_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->store->db().flush(); },
+                       static_cast<uint64_t>(due), 0);
+    } else if (uv_is_active(timer)) {
+      uv_timer_stop(&self->commit_timer);
+    }
   });
   uv_timer_init(&d.loop, &d.maintenance);
   d.maintenance.data = &d;

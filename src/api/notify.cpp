@@ -279,7 +279,7 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
   auto fanout = push::Fanout::create(
       svc.loop, svc.store, ns, fo,
       [svcp, ex, tokens = RequestTokens(*android, *apple), ident, has_realm, n_android, n_apple, generation,
-       kept = std::move(kept)](const push::FanoutTally&) mutable {
+       kept = std::move(kept), deleted_dups = !delete_at.empty()](const push::FanoutTally& tally) mutable {
         Services& s = *svcp;
         try {
           s.store.devices().update_rows(generation, ex->server->id, ident.user_id, uuid_view(ident), kept);
@@ -291,7 +291,11 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
         JsonFields f;
         f.integer("total_android_devices", n_android);
         f.integer("total_apple_devices", n_apple);
-        append_deleted_devices(f.raw_into("deleted_devices"), kept, tokens);
+        std::string& listed = f.raw_into("deleted_devices");
+        const size_t list_start = listed.size();
+        append_deleted_devices(listed, kept, tokens);
+        constexpr std::string_view kNoneListed = R"({"android_devices":[],"apple_devices":[]})";
+        const bool lists_deleted = listed.size() - list_start != kNoneListed.size();
         f.raw("realm", has_realm ? R"({"can_push":true,"expected_end_timestamp":null})" : "null");
         // Answered without waiting for the batch's WAL sync: nothing this answer acknowledges must
         // survive a crash. Its only writes are deletions (dead tokens, shadowed id-rows); if one is
@@ -300,11 +304,20 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
         // deleted_devices is harmless: that token is dead. Counters are written behind anyway.
         // Registrations and unregistrations still answer only once durable (api/devices.cpp).
         // Whoever reads the database after this answer still sees the deletions it reports: an
-        // answer given later, from an outcome or the timer, leaves in the HTTP server's prepare
-        // handle, which runs after the store's commit handle (libuv runs prepare handles in
-        // reverse start order; app.cpp starts the commit handle last); one given inside this
-        // handler commits first (below, after finish()).
-        ex->respond(success(std::move(f)));
+        // answer that reports or follows deletions waits until they are committed (the commit
+        // handle may keep such a batch open for a few ms so that several iterations' deletions
+        // share one commit; store/db.h). Every other answer goes at once.
+        http::Response resp = success(std::move(f));
+        const bool deletes = deleted_dups || tally.dead_deleted > 0 || lists_deleted;
+        if (!deletes) {
+          ex->respond(std::move(resp));
+          return;
+        }
+        s.store.db().after_visible([ex, resp = std::move(resp)](bool ok) mutable {
+          // ok=false: the batch was lost (logged); the deletions are redone by the next 410.
+          (void)ok;
+          ex->respond(std::move(resp));
+        });
       });
 
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -331,9 +344,6 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
     fanout->send(*plan[i].pusher, std::move(m));
   }
   fanout->finish();
-  // Answered already (nothing was pending): the reply is written when this read's handling ends,
-  // before the iteration's commit; commit now (no fsync) so the reported deletions are visible.
-  if (fanout->answered() && svc.store.db().batch_open()) svc.store.db().commit_pending();
 }
 
 void push_test_notification(Services& svc, const ExchangePtr& ex) {

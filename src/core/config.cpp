@@ -283,6 +283,7 @@ class Parser {
         if (k == "listen") set_listen(v);
         else if (k == "database") s.database = nonempty(v);
         else if (k == "database_cache") s.database_cache_bytes = size_in(v, 64 * 1024, kGiB);
+        else if (k == "commit_delay") s.commit_delay_ms = duration_in(v, 0, 10 * kSecond);
         else if (k == "log_level") {
           if (!parse_log_level(v, s.log_level)) fail(what() + " must be one of error, warn, info, debug");
         } else if (k == "log_tokens") s.log_tokens = boolean(v);

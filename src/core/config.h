@@ -51,6 +51,7 @@ struct Config {
     int listen_port = 8080;                  // 0 = ephemeral (tests)
     std::string database = "var/aloha-bouncer.sqlite3";
     int64_t database_cache_bytes = 512 * 1024;  // SQLite page cache of the loop connection
+    int64_t commit_delay_ms = 2;  // how long a batch nobody waits on may stay uncommitted (store/db.h)
     LogLevel log_level = LogLevel::info;
     bool log_tokens = false;
     int64_t shutdown_timeout_ms = 10'000;

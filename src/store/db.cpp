@@ -315,6 +315,7 @@ void Database::begin_write() {
       auto u = begin_->use();
       begin_->exec();
       batch_open_ = true;
+      batch_start_ = std::chrono::steady_clock::now();
     }
   } else if (!batch_open_) {
     throw StoreError("write batch was rolled back by an earlier error");
@@ -372,9 +373,12 @@ void Database::abort_write() noexcept {
 void Database::batch_lost() noexcept {
   batch_open_ = false;
   batch_writes_ = 0;
+  deferred_ = false;
   ++stats_.failed_commits;
   for (auto& cb : pending_) ready_.emplace_back(std::move(cb), false);
   pending_.clear();
+  for (auto& cb : visible_) ready_.emplace_back(std::move(cb), false);
+  visible_.clear();
 }
 
 void Database::commit_batch() noexcept {
@@ -404,21 +408,50 @@ void Database::commit_batch() noexcept {
   }
   batch_open_ = false;
   batch_writes_ = 0;
+  deferred_ = false;
   ++stats_.commits;
   // Committed but not durable yet (synchronous=NORMAL): the callbacks wait for a sync.
   ++unsynced_batches_;
   for (auto& cb : pending_) committed_.push_back(std::move(cb));
   pending_.clear();
+  // Visible to other connections now: these run at the current (or next) flush.
+  for (auto& cb : visible_) ready_.emplace_back(std::move(cb), true);
+  visible_.clear();
 }
 
 void Database::after_commit(std::function<void(bool ok)> cb) { pending_.push_back(std::move(cb)); }
+
+void Database::after_visible(std::function<void(bool ok)> cb) {
+  if (batch_open_) {
+    visible_.push_back(std::move(cb));
+    return;
+  }
+  cb(true);
+}
+
+bool Database::may_defer() const noexcept {
+  // Only writes nobody waits on may wait: a registration's callback (pending_) wants its sync
+  // started now. Before a write pause the write lock must be free; at shutdown nothing waits.
+  if (opts_.defer_commit_ms <= 0 || !pending_.empty() || truncate_wanted_ || no_pauses_) return false;
+  if (batch_writes_ >= opts_.max_deferred_writes) return false;
+  return std::chrono::steady_clock::now() - batch_start_ < std::chrono::milliseconds(opts_.defer_commit_ms);
+}
+
+int64_t Database::deferred_commit_due_ms() const noexcept {
+  if (!batch_open_ || !deferred_) return -1;
+  const auto due = batch_start_ + std::chrono::milliseconds(opts_.defer_commit_ms);
+  const auto now = std::chrono::steady_clock::now();
+  if (due <= now) return 0;
+  // Rounded up: a timer that fires a little late costs less than one that fires before the due time.
+  return (std::chrono::duration_cast<std::chrono::microseconds>(due - now).count() + 999) / 1000;
+}
 
 void Database::commit_pending() noexcept {
   if (depth_ > 0) return;
   commit_batch();
 }
 
-void Database::flush() noexcept {
+void Database::flush(bool allow_defer) noexcept {
   if (depth_ > 0) {
     LOG_ERROR("store: flush() called inside write(); ignored");
     return;
@@ -431,7 +464,12 @@ void Database::flush() noexcept {
   constexpr int kRounds = 8;
   for (int round = 0; round < kRounds; ++round) {
     if (batch_open_) {
-      commit_batch();
+      if (allow_defer && may_defer()) {
+        if (!deferred_) ++stats_.deferred_commits;
+        deferred_ = true;
+      } else {
+        commit_batch();
+      }
     } else {
       // No write since the last commit: these callbacks need no sync.
       for (auto& cb : pending_) ready_.emplace_back(std::move(cb), true);
@@ -442,11 +480,12 @@ void Database::flush() noexcept {
     if (checkpoint_wanted_ && !truncate_wanted_) request_checkpoint();
     if (ready_.empty()) break;
     run_ready();
-    if (!batch_open_ && pending_.empty() && ready_.empty() && (sync_in_flight_ || unsynced_batches_ == 0))
+    if ((!batch_open_ || deferred_) && pending_.empty() && ready_.empty() &&
+        (sync_in_flight_ || unsynced_batches_ == 0))
       break;
   }
   flushing_ = false;
-  if (batch_open_ || !pending_.empty() || !ready_.empty())
+  if ((batch_open_ && !deferred_) || !pending_.empty() || !ready_.empty())
     LOG_WARN("store: after-commit callbacks kept writing; the rest waits for the next flush");
   // Last: the batch is committed and the iteration's read transaction ended, so the TRUNCATE
   // competes with nothing of ours.

@@ -46,6 +46,14 @@ struct DatabaseOptions {
   // The checkpoint connection copies WAL frames through its own buffer and reads only the schema
   // through its cache: a few pages are enough.
   int checkpoint_cache_kb = 64;
+  // Deferred commit (flush(true), the app's per-iteration flush): a batch nobody waits on (only
+  // writes without after_commit callbacks: push/notify's dead-token deletions, counters) may stay
+  // open across loop iterations for up to defer_commit_ms, so that such writes of several
+  // iterations share one commit. A commit that is the only write of its iteration costs ~13 us
+  // (WAL frame writes, WAL-index locks; docs/benchmarks.md). Answers that report such writes wait
+  // for the commit (after_visible). 0 = commit at the end of every iteration.
+  int defer_commit_ms = 2;
+  int max_deferred_writes = 64;  // write() calls past which a deferred batch is committed at once
 };
 
 struct CacheStats {
@@ -70,6 +78,7 @@ struct DatabaseStats {
   uint64_t busy_waits = 0;       // calls of the loop connection's busy handler (it never sleeps)
   uint64_t pause_us_total = 0;   // wall time spent in write pauses (start to end, microseconds)
   uint64_t pause_us_max = 0;     // the longest write pause
+  uint64_t deferred_commits = 0;  // batches a flush(true) left open (committed later, by age or need)
 };
 
 // Thrown by write() during a write pause: a caller that can wait parks instead (park()).
@@ -135,6 +144,13 @@ class Database {
   // HTTP server). Callbacks run on the loop thread, from flush() or a sync completion.
   void after_commit(std::function<void(bool ok)> cb);
 
+  // Runs cb once every write made so far is committed, i.e. visible to other connections of the
+  // database (not necessarily durable): at once (ok=true) when no batch is open, otherwise when the
+  // open batch commits (ok=true, from the flush or commit that committed it) or is lost (ok=false).
+  // For answers that report writes nobody waits to be durable for (push/notify's deletions), which
+  // a deferred commit (flush(true)) may keep open for a few milliseconds.
+  void after_visible(std::function<void(bool ok)> cb);
+
   // Opens a read transaction for the rest of this loop iteration unless a transaction is open
   // already; flush() ends it. Point lookups inside it share one snapshot and one set of WAL-index
   // locks instead of taking and dropping them (several fcntl() calls) per statement. The router
@@ -146,7 +162,14 @@ class Database {
   // a uv_prepare handle; a sync completion calls it too. Writes and callbacks queued by the
   // callbacks themselves are committed and run too (a few rounds). Must not be called inside
   // write(); a call from inside a callback returns at once (the running flush continues).
-  void flush() noexcept;
+  // allow_defer (the app's per-iteration flush): a batch with no after_commit callback, younger
+  // than defer_commit_ms and under max_deferred_writes writes stays open (see DatabaseOptions);
+  // the caller then commits it by deferred_commit_due_ms() with a flush() (a timer). Never during
+  // or just before a write pause.
+  void flush(bool allow_defer = false) noexcept;
+  // After flush(true) left a batch open: milliseconds until its commit is due (>= 0); -1 when no
+  // batch is deferred.
+  int64_t deferred_commit_due_ms() const noexcept;
 
   // Commit the open batch now; its callbacks wait for a sync started by a later flush(). Used by
   // maintenance and when a batch grows past max_batch_writes.
@@ -195,7 +218,7 @@ class Database {
   bool batch_open() const { return batch_open_; }
   bool in_write() const { return depth_ > 0; }
   size_t queued_callbacks() const {
-    return pending_.size() + ready_.size() + committed_.size() + syncing_.size();
+    return pending_.size() + visible_.size() + ready_.size() + committed_.size() + syncing_.size();
   }
   const DatabaseStats& stats() const { return stats_; }
 
@@ -267,6 +290,7 @@ class Database {
   void abort_write() noexcept;
   void commit_batch() noexcept;
   void batch_lost() noexcept;
+  bool may_defer() const noexcept;
 
   std::string path_;
   DatabaseOptions opts_;
@@ -284,7 +308,10 @@ class Database {
   bool batch_open_ = false;
   int depth_ = 0;             // nesting of write() calls
   int batch_writes_ = 0;      // write() calls in the open batch
+  std::chrono::steady_clock::time_point batch_start_{};  // when the open batch began
+  bool deferred_ = false;     // a flush(true) left the open batch uncommitted
   std::vector<std::function<void(bool)>> pending_;               // waiting for the open/next batch
+  std::vector<Callback> visible_;  // after_visible(): waiting for the open batch's commit
   std::vector<std::pair<Callback, bool>> ready_;  // outcome known, not yet run
   // Bounded by the requests in flight (the HTTP server caps connections and requests per
   // connection): one entry per request that wrote.

@@ -96,6 +96,12 @@ void Store::shutdown() noexcept {
   servers_.write_pending_touches();
   counters_.write_pending();
   db_->shutdown();
+  const DatabaseStats& st = db_->stats();
+  LOG_INFO("store: %llu writes in %llu commits (%llu of them deferred), %llu WAL syncs, %llu checkpoints, "
+           "%llu write pauses",
+           static_cast<unsigned long long>(st.writes), static_cast<unsigned long long>(st.commits),
+           static_cast<unsigned long long>(st.deferred_commits), static_cast<unsigned long long>(st.syncs),
+           static_cast<unsigned long long>(st.checkpoints), static_cast<unsigned long long>(st.write_pauses));
 }
 
 }  // namespace aloha::store

@@ -237,6 +237,29 @@ TEST_CASE("push/notify via the mock: delivered, dead tokens deleted and reported
                              "'mobile_pushes_forwarded::day'") == 2);
 }
 
+TEST_CASE("push/notify via the mock: an answer reporting a deleted dead token waits for its deferred commit") {
+  // commit_delay lets a batch of writes nobody waits on (the dead-token deletion) stay open for up
+  // to 3 s here; the notify's answer, which reports the deletion, must still only leave once it is
+  // committed, i.e. visible to another connection the moment the answer arrives.
+  MockUpstream mock;
+  TempDir dir;
+  BouncerProcess b(mock.apns_section() + "[server]\ncommit_delay = 3s\n[push]\nnotify_deadline = 5s\n", &dir);
+  auto s = register_server(b, "d1.aloha-test.org");
+  const std::string live = "a2" + std::string(62, '0');
+  const std::string dead = "4100" + std::string(60, '3');
+  reg_device(b, s, 1, live, {{"user_id", "1"}});
+  reg_device(b, s, 1, dead, {{"user_id", "2"}});
+  HttpResult ok = post_json(b, "push/notify", R"({"user_id":1,"apns_payload":{"alert":"a"}})", s);
+  CHECK(ok.status == 200);
+  HttpResult r = post_json(b, "push/notify",
+                           R"({"user_id":2,"apns_payload":{"alert":"a"},"apple_devices":[")" + dead + "\"]}", s);
+  CHECK(r.status == 200);
+  CHECK(deleted(r) == R"({"android_devices":[],"apple_devices":[")" + dead + "\"]}");
+  CHECK(sql_int(b.db_path(), "SELECT count(*) FROM devices WHERE lower(token) = '" + dead + "'") == 0);
+  CHECK(sql_int(b.db_path(), "SELECT count(*) FROM devices WHERE lower(token) = '" + live + "'") == 1);
+  CHECK(b.stop().ok());
+}
+
 TEST_CASE("push/notify via the mock: a stalled app does not hold up another app") {
   MockUpstream stalled({"--delay-ms", "60000"});
   MockUpstream healthy;

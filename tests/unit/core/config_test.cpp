@@ -290,6 +290,10 @@ TEST_CASE("config: durations and sizes accept their units and check ranges") {
   CHECK(error_of("[limits]\nmax_body_bytes = 2G\n") ==
         "t.conf:2: [limits] max_body_bytes must be a size from 1 to 1G (bytes, or with suffix k, M, G)");
   CHECK(parse_config("", "t").server.database_cache_bytes == 512 * 1024);
+  CHECK(parse_config("", "t").server.commit_delay_ms == 2);
+  CHECK(parse_config("[server]\ncommit_delay = 0\n", "t").server.commit_delay_ms == 0);
+  CHECK(parse_config("[server]\ncommit_delay = 750ms\n", "t").server.commit_delay_ms == 750);
+  CHECK(error_of("[server]\ncommit_delay = 11s\n").rfind("t.conf:2: [server] commit_delay must be a duration", 0) == 0);
   CHECK(parse_config("[server]\ndatabase_cache = 64k\n", "t").server.database_cache_bytes == 64 * 1024);
   CHECK(parse_config("[server]\ndatabase_cache = 32M\n", "t").server.database_cache_bytes == 32 * 1024 * 1024);
   CHECK(error_of("[server]\ndatabase_cache = 63k\n").rfind("t.conf:2: [server] database_cache must be a size from 64k", 0) == 0);
