@@ -27,13 +27,11 @@ Identity check_identity_values(RawIdentity&& raw) {
     id.user_id = raw.user_id->value;
   }
   if (raw.user_uuid) {
-    if (!validate::is_uuid(*raw.user_uuid)) throw ApiError::bad_request("Invalid user_uuid");
-    validate::ascii_lower_in_place(*raw.user_uuid);
+    if (!validate::lower_uuid_in_place(*raw.user_uuid)) throw ApiError::bad_request("Invalid user_uuid");
     id.user_uuid = std::move(raw.user_uuid);
   }
   if (raw.realm_uuid) {
-    if (!validate::is_uuid(*raw.realm_uuid)) throw ApiError::bad_request("Invalid realm_uuid");
-    validate::ascii_lower_in_place(*raw.realm_uuid);
+    if (!validate::lower_uuid_in_place(*raw.realm_uuid)) throw ApiError::bad_request("Invalid realm_uuid");
     id.realm_uuid = std::move(raw.realm_uuid);
   }
   return id;

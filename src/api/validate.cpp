@@ -118,6 +118,21 @@ bool is_canonical_uuid4(std::string_view s) {
 
 bool is_uuid(std::string_view s) { return uuid_layout(s, is_hex); }
 
+bool lower_uuid_in_place(std::string& s) {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < 36; ++i) {
+    char& c = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (c >= 'A' && c <= 'F') {
+      c = static_cast<char>(c - 'A' + 'a');
+    } else if (!is_digit(c) && !(c >= 'a' && c <= 'f')) {
+      return false;
+    }
+  }
+  return true;
+}
+
 std::string ascii_lower(std::string_view s) {
   std::string r(s);
   ascii_lower_in_place(r);

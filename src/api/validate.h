@@ -12,6 +12,9 @@ bool is_canonical_uuid4(std::string_view s);
 
 // 8-4-4-4-12 hex digits, any case, any version.
 bool is_uuid(std::string_view s);
+// is_uuid(s), and when it is, s lower-cased in place (one pass; push/notify checks two per request).
+// When it is not, s may be partly lower-cased.
+bool lower_uuid_in_place(std::string& s);
 
 // ASCII letters lower-cased, every other byte unchanged.
 std::string ascii_lower(std::string_view s);

@@ -49,6 +49,8 @@ TEST_SUITE("validate") {
         {"6cde5f7a1f7e4978971649f69ebfc9fe", false},
         {"6cde5f7a-1f7e-4978-9716-49f69ebfc9f", false},
         {"6cde5f7a-1f7e-4978-9716-49f69ebfc9fg", false},
+        {"6CDE5F7A-1F7E-4978-9716-49F69EBFC9FG", false},
+        {"6CDE5F7A_1F7E-4978-9716-49F69EBFC9FE", false},
         {"6cde5f7a-1f7e4-978-9716-49f69ebfc9fe", false},
         {" 6cde5f7a-1f7e-4978-9716-49f69ebfc9f", false},
         {"", false},
@@ -56,6 +58,9 @@ TEST_SUITE("validate") {
     for (const auto& r : rows) {
       CAPTURE(r.text);
       CHECK(v::is_uuid(r.text) == r.ok);
+      std::string lowered = r.text;
+      CHECK(v::lower_uuid_in_place(lowered) == r.ok);
+      if (r.ok) CHECK(lowered == v::ascii_lower(r.text));
     }
     CHECK(v::ascii_lower("6CDE5F7A-Ab\xC3\x89") == "6cde5f7a-ab\xC3\x89");
     std::string in_place = "6CDE5F7A-Ab\xC3\x89";
