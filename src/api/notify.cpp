@@ -265,7 +265,6 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
   fo.realm_id = realm_id;
   fo.count_forwarded = true;
   Services* svcp = &svc;
-  Identity ident = std::move(id);  // `id` is not read after this
   bool has_realm = realm_id.has_value();
   // Step 6 needs the user's rows as they are after the sends. Those are step 2's rows minus its
   // deleted duplicates, brought up to date from the store's change log: only a change to this
@@ -278,7 +277,7 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
   const uint64_t generation = svc.store.devices().generation();
   auto fanout = push::Fanout::create(
       svc.loop, svc.store, ns, fo,
-      [svcp, ex, tokens = RequestTokens(*android, *apple), ident, has_realm, n_android, n_apple, generation,
+      [svcp, ex, tokens = RequestTokens(*android, *apple), ident = std::move(id), has_realm, n_android, n_apple, generation,
        kept = std::move(kept), deleted_dups = !delete_at.empty()](const push::FanoutTally& tally) mutable {
         Services& s = *svcp;
         try {
