@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "store/db.h"
@@ -131,6 +132,17 @@ class Devices {
   std::optional<DeviceRow> find_for_test(int64_t server, int kind, std::string_view token,
                                          std::optional<int64_t> uid, std::optional<std::string_view> uuid);
 
+  // False only when the server has no id-keyed (user_id only) rows: then the OR rule's user_id
+  // range is known to be empty and the calls above skip it. An upper bound of the server's
+  // id-keyed rows is kept in memory: counted once when the Devices is built (a scan of the table,
+  // before the loop runs), raised at once by every id-keyed insert (so a row of the open batch is
+  // never missed), lowered only once the batch that deleted rows has committed with no write
+  // rolled back meanwhile (else the decrements are dropped and the bound stays high, which only
+  // costs the skipped lookup). Dead-token deletions (any server) never lower it.
+  bool may_have_id_rows(int64_t server);
+  // The bound itself (tests).
+  int64_t id_rows_bound(int64_t server);
+
  private:
   enum class ChangeKind { identity, dead_token, row };
   // One mutating call. Slots are reused round the ring, so their strings keep their capacity.
@@ -150,12 +162,28 @@ class Devices {
   void log_identity(int64_t server, std::optional<int64_t> uid, std::optional<std::string_view> uuid);
   // A write whose effect is unknown (it threw): every reader of an older generation re-reads.
   void forget_log() { log_floor_ = generation_; }
+  // The id-keyed row bound (may_have_id_rows): `n` rows of `server` deleted in the open batch.
+  void id_rows_deleted(int64_t server, int64_t n);
+  // Applies (or drops) the recorded decrements once every batch that held them has ended.
+  void settle_id_rows();
 
   Database& db_;
   Stmt by_identity_, by_key_, refresh_, last_id_, ids_in_range_, insert_, del_key_, del_all_, del_dead_;
   uint64_t generation_ = 0;
   uint64_t log_floor_ = 0;          // update_rows(since) is answered from the log iff since >= this
   std::vector<Change> log_;         // kDeviceChangeLogSize slots; generation g in slot g % size
+  // Upper bound of each server's id-keyed rows; servers without any are absent.
+  std::unordered_map<int64_t, int64_t> id_rows_;
+  // Decrements waiting for their batches to commit (bounded: folded per server, and at most one
+  // entry per server with id-keyed rows).
+  struct IdRowsDrop {
+    int64_t server = 0;
+    int64_t n = 0;
+  };
+  std::vector<IdRowsDrop> id_drops_;
+  uint64_t drops_batch_ = 0;     // batches ended (committed + lost) when the last drop was recorded
+  uint64_t drops_lost_ = 0;      // failed_commits when the first pending drop was recorded
+  uint64_t drops_rolled_ = 0;    // rolled_back_writes then
 };
 
 }  // namespace aloha::store

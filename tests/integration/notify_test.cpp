@@ -372,4 +372,38 @@ TEST_CASE("push/notify via the mock: a device unregistered while the sends are o
   CHECK(deleted(r) == R"({"android_devices":["fcm-concurrent"],"apple_devices":[]})");
 }
 
+
+TEST_CASE("push/notify with user_id and user_uuid finds rows registered by user_id alone (OR rule)") {
+  BouncerProcess b;
+  auto s = register_server(b, "orrule.aloha-test.org");
+  const std::string ids = R"("user_id":7,"user_uuid":")" + kUuid + "\"";
+  auto notify = [&](const std::string& token) {
+    return post_json(b, "push/notify", notify_body(ids, R"("android_devices":[")" + token + "\"]"), s);
+  };
+  // An old server's registration, known to the restarted bouncer only from its database.
+  reg_device(b, s, 2, "fcm-old", {{"user_id", "7"}});
+  b.restart();
+  HttpResult r = notify("fcm-old");
+  CHECK(r.status == 200);
+  CHECK(JsonBody(r.body).int64("total_android_devices") == 1);
+  CHECK(deleted(r) == R"({"android_devices":[],"apple_devices":[]})");
+  // The upgraded server registers it again with both ids: the row migrates to the uuid.
+  reg_device(b, s, 2, "fcm-old", {{"user_id", "7"}, {"user_uuid", kUuid}});
+  r = notify("fcm-old");
+  CHECK(JsonBody(r.body).int64("total_android_devices") == 1);
+  CHECK(deleted(r) == R"({"android_devices":[],"apple_devices":[]})");
+  // The server has no user_id-only row left; one registered now is found at once.
+  reg_device(b, s, 2, "fcm-new", {{"user_id", "7"}});
+  r = notify("fcm-new");
+  CHECK(JsonBody(r.body).int64("total_android_devices") == 2);
+  CHECK(deleted(r) == R"({"android_devices":[],"apple_devices":[]})");
+  // Unregistered by user_id: gone for a notify with both ids too.
+  CHECK(b.post_form(remotes("push/unregister"), {{"token", "fcm-new"}, {"token_kind", "2"}, {"user_id", "7"}},
+                    s.auth())
+            .status == 200);
+  r = notify("fcm-new");
+  CHECK(JsonBody(r.body).int64("total_android_devices") == 1);
+  CHECK(deleted(r) == R"({"android_devices":["fcm-new"],"apple_devices":[]})");
+}
+
 }  // TEST_SUITE

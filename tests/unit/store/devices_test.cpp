@@ -419,4 +419,116 @@ TEST_CASE("devices: update_rows reads again once the change log no longer covers
   CHECK(rows.empty());
 }
 
+
+TEST_CASE("devices: the id-keyed row bound is counted at open, per server, from the table") {
+  TempDir dir;
+  const std::string path = dir.file("bouncer.db");
+  int64_t a = 0, b = 0, c = 0;
+  {
+    Store s(path);
+    a = s.servers().insert("11111111-1111-4111-8111-111111111111", "k", "a.example.org", "a@example.org", 1);
+    b = s.servers().insert("22222222-2222-4222-8222-222222222222", "k", "b.example.org", "b@example.org", 1);
+    c = s.servers().insert("33333333-3333-4333-8333-333333333333", "k", "c.example.org", "c@example.org", 1);
+    auto reg = [&](int64_t server, const std::string& token, std::optional<int64_t> uid, std::optional<std::string> uuid) {
+      DeviceRegistration r;
+      r.server_id = server;
+      r.kind = kKindFcm;
+      r.token = token;
+      r.user_id = uid;
+      r.user_uuid = std::move(uuid);
+      r.now_ms = 1;
+      s.devices().register_device(r);
+    };
+    reg(a, "f1", 1, std::nullopt);
+    reg(a, "f2", 1, std::nullopt);
+    reg(a, "f3", 2, std::nullopt);
+    reg(a, "f4", 3, kUser);  // uuid-keyed
+    reg(b, "f1", 7, kOther);
+    // A row written by SQL, as a migration writes them (never through register_device).
+    const int64_t lo = legacy_device_id_range(c, 9, {})->lo;
+    s.db().exec("INSERT INTO legacy_devices (id, server_id, identity, kind, token_norm, registered_ms) VALUES (" +
+                std::to_string(lo) + ", " + std::to_string(c) + ", 9, 2, 'f9', 1)");
+    s.db().flush();
+  }
+  Store s(path);
+  CHECK(s.devices().id_rows_bound(a) == 3);
+  CHECK(s.devices().may_have_id_rows(a));
+  CHECK(s.devices().id_rows_bound(b) == 0);
+  CHECK_FALSE(s.devices().may_have_id_rows(b));
+  CHECK(s.devices().id_rows_bound(c) == 1);
+  // The OR rule still reads the id range of a server that has such rows.
+  CHECK(s.devices().for_identity(c, 9, kOther).size() == 1);
+  CHECK(s.devices().for_identity(a, 1, kUser).size() == 3);  // f4 by uuid, f1 and f2 by user_id
+}
+
+TEST_CASE("devices: with both ids, rows keyed by user_id alone are found while the server has any") {
+  Fixture f;
+  // An old server registered by user_id; the upgraded one notifies with both ids.
+  f.reg(f.a, kKindApns, "aa01", 5, std::nullopt, 1);
+  CHECK(f.s.devices().for_identity(f.a, 5, kUser).size() == 1);  // same batch, not committed yet
+  f.s.db().flush();
+  CHECK(f.s.devices().for_identity(f.a, 5, kUser).size() == 1);
+  CHECK(f.s.devices().find_for_test(f.a, kKindApns, "aa01", 5, kUser).has_value());
+  // Server b has no id-keyed row: its user_id range is skipped, its uuid rows still found.
+  f.reg(f.b, kKindApns, "bb01", 5, kUser, 1);
+  f.s.db().flush();
+  CHECK_FALSE(f.s.devices().may_have_id_rows(f.b));
+  CHECK(f.s.devices().for_identity(f.b, 5, kUser).size() == 1);
+  // Registering the token with both ids migrates the row; once committed the bound is 0.
+  CHECK(f.reg(f.a, kKindApns, "aa01", 5, kUser, 2).outcome == RegisterOutcome::migrated);
+  CHECK(f.s.devices().id_rows_bound(f.a) == 1);  // the batch is still open
+  f.s.db().flush();
+  CHECK(f.s.devices().id_rows_bound(f.a) == 0);
+  const auto rows = f.s.devices().for_identity(f.a, 5, kUser);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].user_uuid == std::optional<std::string>(kUser));
+  // A new id-keyed row counts at once.
+  f.reg(f.a, kKindFcm, "ff01", 6, std::nullopt, 3);
+  CHECK(f.s.devices().for_identity(f.a, 6, kOther).size() == 1);
+}
+
+TEST_CASE("devices: the id-keyed row bound drops with committed deletions of every kind") {
+  Fixture f;
+  for (const char* t : {"f0", "f1", "f2", "f3"}) f.reg(f.a, kKindFcm, t, 1, std::nullopt, 1);
+  f.reg(f.a, kKindFcm, "g0", 2, std::nullopt, 1);
+  f.reg(f.a, kKindFcm, "g1", 3, std::nullopt, 1);
+  f.reg(f.a, kKindFcm, "u0", 4, kUser, 1);
+  f.s.db().flush();
+  CHECK(f.s.devices().id_rows_bound(f.a) == 6);
+  CHECK(f.s.devices().unregister(f.a, kKindFcm, "f0", 1, kUser) == 1);
+  CHECK(f.s.devices().unregister_all(f.a, 2, std::nullopt) == 1);
+  CHECK(f.s.devices().delete_row(*f.find(f.a, kKindFcm, "g1", 3)));
+  CHECK(f.s.devices().delete_row(*f.find(f.a, kKindFcm, "u0", 4, kUser)));  // uuid-keyed: no change
+  CHECK(f.s.devices().id_rows_bound(f.a) == 6);  // not committed yet
+  f.s.db().flush();
+  CHECK(f.s.devices().id_rows_bound(f.a) == 3);
+  CHECK(f.s.devices().unregister_all(f.a, 1, kUser) == 3);
+  f.s.db().flush();
+  CHECK(f.s.devices().id_rows_bound(f.a) == 0);
+  CHECK(f.count("server_id = " + std::to_string(f.a)) == 0);
+}
+
+TEST_CASE("devices: a rolled-back deletion leaves the id-keyed row bound high and the row found") {
+  Fixture f;
+  f.reg(f.a, kKindFcm, "f1", 1, std::nullopt, 1);
+  f.s.db().flush();
+  // The request's write fails after the deletion: its savepoint undoes it.
+  CHECK_THROWS_AS(f.s.db().write([&] {
+    CHECK(f.s.devices().unregister(f.a, kKindFcm, "f1", 1, kUser) == 1);
+    throw StoreError("later failure");
+  }),
+                  StoreError);
+  f.s.db().flush();
+  CHECK(f.s.devices().id_rows_bound(f.a) == 1);
+  CHECK(f.s.devices().for_identity(f.a, 1, kUser).size() == 1);
+  // A whole batch lost: a deletion committed in a savepoint, then the batch rolled back.
+  f.s.db().write([&] { CHECK(f.s.devices().delete_row(*f.find(f.a, kKindFcm, "f1", 1))); });
+  f.s.db().exec("ROLLBACK");  // as SQLite does on some errors: the transaction is gone
+  const uint64_t lost = f.s.db().stats().failed_commits;
+  f.s.db().flush();  // the commit fails: the batch is lost
+  CHECK(f.s.db().stats().failed_commits == lost + 1);
+  CHECK(f.s.devices().for_identity(f.a, 1, kUser).size() == 1);
+  CHECK(f.s.devices().id_rows_bound(f.a) == 1);
+}
+
 }  // TEST_SUITE
