@@ -376,14 +376,49 @@ ca_file = {TLS}/ca.crt
         kinds = "|".join("1" if j < n_apns else "2" for j in range(devices))
         if dead:  # the mock answers 410 Unregistered for APNs tokens starting with 410
             body = ("user_id=${n+1000000000}&token=410${hex61:n}&token_kind=1&ios_app_id=" + APP_ID)
+            if self.a.identity == "zulip":
+                body = self.zulip_ids("${n+1000000000}", form=True) + body[body.index("&token="):]
         else:
             # Tokens start with 'a': no scripted prefix of the mock (APNs or FCM) starts so.
             body = (f"user_id=${{n/{devices}}}&token=a${{hex63:n}}&token_kind=${{pick:n%{devices}:{kinds}}}"
                     f"&ios_app_id={APP_ID}")
+            if self.a.identity == "zulip":
+                body = self.zulip_ids(f"${{n/{devices}}}", form=True) + body[body.index("&token="):]
         return self.loadgen(["-c", str(conns or self.a.reg_connections), "-n", str(count), "--first-n", str(first),
                              "-a", auth, "-b", body, self.url("push/register")], "register")
 
-    def notify_body(self, user_expr):
+    # --identity zulip: what current Zulip servers send (zerver/lib/push_notifications.py): user_id
+    # and user_uuid (and realm_uuid) on push/register; on push/notify user_uuid, user_id,
+    # realm_uuid, the payloads and the lists of the user's tokens the server believes registered.
+    # The user's uuid is derived from its id; the realm uuid is one per run (the bouncer has no
+    # realm for it without server/analytics, so it is looked up and ignored).
+    REALM_UUID = "7c3f0e2a-51b4-4d6e-9a10-" + "%012x" % (os.getpid() & 0xffffffffffff)
+
+    def zulip_ids(self, user_expr, form):
+        uuid_t = "00000000-0000-4000-8000-${hex12:" + user_expr.strip("${}") + "}"
+        if form:
+            return f"user_id={user_expr}&user_uuid={uuid_t}&realm_uuid={self.REALM_UUID}"
+        return f'"user_uuid":"{uuid_t}","user_id":{user_expr},"realm_uuid":"{self.REALM_UUID}",'
+
+    def device_lists(self, user_expr, devices, dead=False):
+        """The tokens register() gave user `user_expr` (first half APNs, rounded up)."""
+        u = user_expr.strip("${}")
+        if dead:
+            return ',"android_devices":[],"apple_devices":["410${hex61:' + u + '-1000000000}"]'
+        n_apns = (devices + 1) // 2
+        toks = [f'"a${{hex63:{u}*{devices}+{j}}}"' if devices > 1 else f'"a${{hex63:{u}}}"' for j in range(devices)]
+        return (',"android_devices":[' + ",".join(toks[n_apns:]) + '],"apple_devices":[' +
+                ",".join(toks[:n_apns]) + "]")
+
+    def notify_body(self, user_expr, devices=1, dead=False):
+        body = self.notify_body_id(user_expr)
+        if self.a.identity != "zulip":
+            return body
+        assert body.startswith('{"user_id":' + user_expr + ",")
+        return ("{" + self.zulip_ids(user_expr, form=False) + body[len('{"user_id":' + user_expr + ","):-1] +
+                self.device_lists(user_expr, devices, dead) + "}")
+
+    def notify_body_id(self, user_expr):
         # A Zulip-shaped message notification (~1 KB, like a real one).
         apns = ('{"alert":{"title":"Alice Example","subtitle":"#general > lunch",'
                 '"body":"Shall we go for lunch at noon? The new place on the corner has good reviews."},'
@@ -406,7 +441,7 @@ ca_file = {TLS}/ca.crt
     # -- one measured notify run --
     def run_notify(self, kind, name, auth, user_expr, conns, extra=(), expected_devices=1.0):
         url = self.url("push/notify")
-        body = self.notify_body(user_expr)
+        body = self.notify_body(user_expr, devices=int(expected_devices))
         # Warm-up (not measured): opens the upstream connections, mints JWT/OAuth tokens.
         self.loadgen(["-c", str(conns), "-d", str(self.a.warmup), "-a", auth, "-b", body, url], name + " warm-up")
         b, m = self.bouncer.pid, self.mock.pid
@@ -534,7 +569,7 @@ ca_file = {TLS}/ca.crt
             every = max(2, round(1 / a.dead_share))
             pool = int(rate * 1.5 * a.duration / every) + 1000
             self.register(auth, pool, dead=True)
-            extra = ["--alt-every", str(every), "--alt-body", self.notify_body("${n+1000000000}")]
+            extra = ["--alt-every", str(every), "--alt-body", self.notify_body("${n+1000000000}", dead=True)]
             row = self.run_notify("dead", f"{100 / every:.0f} % dead tokens (410)", auth, f"${{i%{base}}}", C, extra)
             dead = row["outcomes"].get("Unregistered", 0)
             expected = row["requests"] // every
@@ -722,6 +757,9 @@ def main():
     ap.add_argument("--idle", type=float, default=30, help="idle seconds measured at the end (default 30)")
     ap.add_argument("--scenarios", default="1dev,conns4x,multi,dead,delay,big",
                     help="subset of 1dev,conns4x,multi,dead,delay,big (default all)")
+    ap.add_argument("--identity", choices=("id", "zulip"), default="id",
+                    help="id: user_id only (default); zulip: user_id + user_uuid + realm_uuid and the "
+                         "device lists, as current Zulip servers send them")
     ap.add_argument("--out", help="also write the table as Markdown to this file")
     ap.add_argument("--build-dir", default="build-bench", help="release build directory (default build-bench)")
     ap.add_argument("--no-build", action="store_true", help="do not run ninja (use the binaries as they are)")
