@@ -119,6 +119,14 @@ Devices::Devices(Database& db)
       del_dead_(db.handle(),
                 "DELETE FROM legacy_devices WHERE kind = ?1 AND token_norm = ?2 AND registered_ms < ?3"),
       log_(kDeviceChangeLogSize) {
+  // The log's strings get their room now, at start-up, in one stretch of the heap: filled the
+  // first time round the ring, mid-burst, 256 small token strings living for good kept the pages
+  // of the burst's freed buffers resident around them (~270 KB in the bench's full run, heaptrack).
+  // An APNs token (64) and a uuid (36) fit; a longer FCM token grows its slot once.
+  for (Change& c : log_) {
+    c.uuid.reserve(36);
+    c.token_norm.reserve(64);
+  }
   // The id-keyed row bound starts exact: one pass over the table (rows come in id order, so a
   // server's rows are consecutive). It runs before the loop does (Store is built at start-up);
   // typeof() reads only the record header. 1M rows: ~110 ms with the file in the OS cache.
