@@ -83,6 +83,19 @@ std::optional<RealmOwner> Realms::owner_of(std::string_view uuid) {
     heap = ascii_lower(uuid);
     lower = heap;
   }
+  if (owner_cache_suspended_) {
+    if (db_.batch_open()) return lookup_owner(lower);  // read through, cache nothing
+    owner_cache_suspended_ = false;  // that batch has ended: the table says what holds
+  }
+  auto it = owner_cache_.find(lower);
+  if (it != owner_cache_.end()) return it->second;
+  std::optional<RealmOwner> owner = lookup_owner(lower);
+  if (owner_cache_.size() >= kOwnerCacheMax) owner_cache_.clear();  // the bound; reloaded on demand
+  owner_cache_.emplace(std::string(lower), owner);
+  return owner;
+}
+
+std::optional<RealmOwner> Realms::lookup_owner(std::string_view lower) {
   auto u = owner_by_uuid_.use();
   owner_by_uuid_.bind(1, lower);
   if (!owner_by_uuid_.step()) return std::nullopt;
@@ -91,6 +104,7 @@ std::optional<RealmOwner> Realms::owner_of(std::string_view uuid) {
 
 std::optional<int64_t> Realms::upsert(const RealmRow& r, int64_t now_ms) {
   std::string lower = ascii_lower(r.uuid);
+  write_attempt();
   return db_.write([&]() -> std::optional<int64_t> {
     {
       auto u = upsert_.use();
@@ -126,6 +140,7 @@ std::vector<RealmRow> Realms::for_server(int64_t server_id, int limit) {
 }
 
 void Realms::set_locally_deleted(int64_t id, bool deleted, int64_t now_ms) {
+  write_attempt();
   db_.write([&] {
     auto u = set_deleted_.use();
     set_deleted_.bind(1, id);

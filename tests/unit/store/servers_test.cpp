@@ -375,6 +375,50 @@ TEST_CASE("realms: owner_of gives find_by_uuid's id and server, any case; unknow
   CHECK_FALSE(s.realms().owner_of(std::string(100, 'A')));  // longer than the stack buffer
 }
 
+TEST_CASE("realms: owner_of's cache answers repeats, sees a realm created after a miss, never keeps a rolled-back one") {
+  TempDir dir;
+  std::string path = dir.file("bouncer.db");
+  Store s(path);
+  int64_t a = s.servers().insert(kU1, "k", "a.example.org", "a@example.org", 1);
+  s.db().flush();
+  const std::string uuid = "aaaaaaaa-0000-4000-8000-0000000000c1";
+  // A miss is cached too: the row appearing behind the cache's back (not through Realms) is not seen.
+  CHECK_FALSE(s.realms().owner_of(uuid));
+  CHECK(s.realms().owner_cache_size() == 1);
+  s.db().exec("INSERT INTO realms (server_id, uuid, created_ms, last_updated_ms) VALUES (" + std::to_string(a) + ", '" + uuid + "', 1, 1)");
+  CHECK_FALSE(s.realms().owner_of(uuid));
+  s.db().exec("DELETE FROM realms");
+
+  // A realm written through Realms empties the cache; while its batch is open lookups read through.
+  RealmRow r;
+  r.server_id = a;
+  r.uuid = uuid;
+  int64_t realm = *s.realms().upsert(r, 1);
+  CHECK(s.realms().owner_cache_size() == 0);
+  auto o = s.realms().owner_of(uuid);
+  REQUIRE(o);
+  CHECK(o->id == realm);
+  CHECK(s.realms().owner_cache_size() == 0);  // not cached while the batch may roll back
+  s.db().flush();
+  CHECK(s.realms().owner_of(uuid)->id == realm);
+  CHECK(s.realms().owner_cache_size() == 1);
+
+  // A realm created in a batch that is then lost is not kept by the cache.
+  s.db().exec("CREATE TABLE probe (server_id INTEGER REFERENCES servers(id) DEFERRABLE INITIALLY DEFERRED)");
+  const std::string other = "aaaaaaaa-0000-4000-8000-0000000000c2";
+  CHECK_FALSE(s.realms().owner_of(other));
+  RealmRow r2;
+  r2.server_id = a;
+  r2.uuid = other;
+  REQUIRE(s.realms().upsert(r2, 1));
+  CHECK(s.realms().owner_of(other));                               // seen inside the open batch
+  s.db().write([&] { s.db().exec("INSERT INTO probe VALUES (4242)"); });  // the commit will fail
+  s.db().flush();
+  CHECK(s.db().stats().failed_commits == 1);
+  CHECK_FALSE(s.realms().owner_of(other));
+  CHECK(s.realms().owner_of(uuid)->id == realm);
+}
+
 TEST_CASE("counters: add accumulates per server, realm (or none), property and day") {
   TempDir dir;
   Store s(dir.file("bouncer.db"));
