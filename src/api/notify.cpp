@@ -243,8 +243,8 @@ void push_notify(Services& svc, const ExchangePtr& ex) {
     if (plan[i].send) plan[i].pusher = pusher_for(svc, rows[i].kind, rows[i].ios_app_id);
   check_capacity(plan);
 
-  // Built once per request and shared by the user's devices of each platform.
-  // Built once and shared by every device of the user (and by the pushers' retries): no copy per push.
+  // Built once per request and platform, shared by every device of the user (and by the pushers'
+  // retries): no copy per push.
   std::shared_ptr<const std::string> apns_body =
       any_apns ? std::make_shared<const std::string>(push::build_apns_body(*apns_payload, big)) : nullptr;
   std::shared_ptr<const std::string> fcm_data =
