@@ -37,15 +37,29 @@ int64_t own_count(Store& s) {
   return st.step() ? st.col_int(0) : -1;
 }
 
+// A store in a fresh directory and a second, read-only connection that sees only committed data.
+struct Fixture {
+  explicit Fixture(const StoreOptions& o = long_window()) : path(dir.file("bouncer.db")), s(path, o), peek(path) {}
+  TempDir dir;
+  std::string path;
+  Store s;
+  Peek peek;
+};
+
+StoreOptions with_delay(int ms) {
+  StoreOptions o;
+  o.db.defer_commit_ms = ms;
+  return o;
+}
+
 }  // namespace
 
 TEST_SUITE("store") {
 
 TEST_CASE("deferred commit: flush(true) keeps a batch nobody waits on open; its own reads see it; flush() commits") {
-  TempDir dir;
-  std::string path = dir.file("bouncer.db");
-  Store s(path, long_window());
-  Peek peek(path);
+  Fixture f;
+  Store& s = f.s;
+  Peek& peek = f.peek;
   CHECK(s.db().deferred_commit_due_ms() == -1);
   add_server(s, 1);
   s.db().flush(true);
@@ -72,10 +86,9 @@ TEST_CASE("deferred commit: flush(true) keeps a batch nobody waits on open; its 
 }
 
 TEST_CASE("deferred commit: after_visible runs once the deferred batch is committed, and at once with no batch") {
-  TempDir dir;
-  std::string path = dir.file("bouncer.db");
-  Store s(path, long_window());
-  Peek peek(path);
+  Fixture f;
+  Store& s = f.s;
+  Peek& peek = f.peek;
   std::vector<int64_t> seen;  // what another connection sees when each callback runs
   s.db().after_visible([&](bool ok) {
     CHECK(ok);
@@ -98,10 +111,9 @@ TEST_CASE("deferred commit: after_visible runs once the deferred batch is commit
 }
 
 TEST_CASE("deferred commit: a batch with an after_commit callback is committed at once") {
-  TempDir dir;
-  std::string path = dir.file("bouncer.db");
-  Store s(path, long_window());
-  Peek peek(path);
+  Fixture f;
+  Store& s = f.s;
+  Peek& peek = f.peek;
   add_server(s, 1);
   s.db().flush(true);
   REQUIRE(s.db().batch_open());
@@ -117,12 +129,11 @@ TEST_CASE("deferred commit: a batch with an after_commit callback is committed a
 }
 
 TEST_CASE("deferred commit: the batch commits once it holds max_deferred_writes writes") {
-  TempDir dir;
-  std::string path = dir.file("bouncer.db");
   StoreOptions o = long_window();
   o.db.max_deferred_writes = 3;
-  Store s(path, o);
-  Peek peek(path);
+  Fixture f(o);
+  Store& s = f.s;
+  Peek& peek = f.peek;
   for (int i = 0; i < 2; ++i) {
     add_server(s, i);
     s.db().flush(true);
@@ -135,12 +146,9 @@ TEST_CASE("deferred commit: the batch commits once it holds max_deferred_writes 
 }
 
 TEST_CASE("deferred commit: a batch older than defer_commit_ms is committed by the next flush(true)") {
-  TempDir dir;
-  std::string path = dir.file("bouncer.db");
-  StoreOptions o;
-  o.db.defer_commit_ms = 20;
-  Store s(path, o);
-  Peek peek(path);
+  Fixture f(with_delay(20));
+  Store& s = f.s;
+  Peek& peek = f.peek;
   const auto start = std::chrono::steady_clock::now();
   add_server(s, 1);
   s.db().flush(true);
@@ -156,18 +164,15 @@ TEST_CASE("deferred commit: a batch older than defer_commit_ms is committed by t
 }
 
 TEST_CASE("deferred commit: defer_commit_ms = 0 and flush() without allow_defer commit every time") {
-  TempDir dir;
-  std::string path = dir.file("bouncer.db");
-  StoreOptions o;
-  o.db.defer_commit_ms = 0;
-  Store s(path, o);
+  Fixture off(with_delay(0));
+  Store& s = off.s;
   add_server(s, 1);
   s.db().flush(true);
   CHECK_FALSE(s.db().batch_open());
   CHECK(s.db().stats().deferred_commits == 0);
 
-  TempDir dir2;
-  Store s2(dir2.file("bouncer.db"), long_window());
+  Fixture on;
+  Store& s2 = on.s;
   add_server(s2, 1);
   s2.db().flush();
   CHECK_FALSE(s2.db().batch_open());
@@ -175,9 +180,8 @@ TEST_CASE("deferred commit: defer_commit_ms = 0 and flush() without allow_defer 
 }
 
 TEST_CASE("deferred commit: a lost batch tells after_visible ok=false") {
-  TempDir dir;
-  std::string path = dir.file("bouncer.db");
-  Store s(path, long_window());
+  Fixture f;
+  Store& s = f.s;
   // A deferred foreign key is checked at COMMIT only: the way to make a commit fail on demand.
   s.db().exec("CREATE TABLE probe (server_id INTEGER REFERENCES servers(id) DEFERRABLE INITIALLY DEFERRED)");
   s.db().write([&] { s.db().exec("INSERT INTO probe VALUES (4242)"); });
@@ -191,10 +195,9 @@ TEST_CASE("deferred commit: a lost batch tells after_visible ok=false") {
 }
 
 TEST_CASE("deferred commit: shutdown commits a deferred batch and runs its after_visible callbacks") {
-  TempDir dir;
-  std::string path = dir.file("bouncer.db");
-  Store s(path, long_window());
-  Peek peek(path);
+  Fixture f;
+  Store& s = f.s;
+  Peek& peek = f.peek;
   add_server(s, 1);
   bool ran = false;
   s.db().after_visible([&](bool ok) { ran = ok; });
