@@ -58,7 +58,8 @@ Realms::Realms(Database& db)
               "WHERE realms.server_id = excluded.server_id"),
       for_server_(db.handle(),
                   std::string("SELECT ") + kCols + " FROM realms WHERE server_id = ?1 ORDER BY id LIMIT ?2"),
-      set_deleted_(db.handle(), "UPDATE realms SET locally_deleted = ?2, last_updated_ms = ?3 WHERE id = ?1") {}
+      set_deleted_(db.handle(), "UPDATE realms SET locally_deleted = ?2, last_updated_ms = ?3 WHERE id = ?1"),
+      owner_cache_(db, kOwnerCacheMax) {}
 
 std::optional<RealmRow> Realms::find_by_uuid(std::string_view uuid) {
   std::string lower = ascii_lower(uuid);
@@ -83,15 +84,10 @@ std::optional<RealmOwner> Realms::owner_of(std::string_view uuid) {
     heap = ascii_lower(uuid);
     lower = heap;
   }
-  if (owner_cache_suspended_) {
-    if (db_.batch_open()) return lookup_owner(lower);  // read through, cache nothing
-    owner_cache_suspended_ = false;  // that batch has ended: the table says what holds
-  }
-  auto it = owner_cache_.find(lower);
-  if (it != owner_cache_.end()) return it->second;
+  if (!owner_cache_.usable()) return lookup_owner(lower);  // a realm write may still roll back
+  if (const auto* hit = owner_cache_.find(lower)) return *hit;
   std::optional<RealmOwner> owner = lookup_owner(lower);
-  if (owner_cache_.size() >= kOwnerCacheMax) owner_cache_.clear();  // the bound; reloaded on demand
-  owner_cache_.emplace(std::string(lower), owner);
+  owner_cache_.put(lower, owner);
   return owner;
 }
 

@@ -10,10 +10,10 @@
 #include <map>
 #include <string_view>
 #include <tuple>
-#include <unordered_map>
 #include <vector>
 
 #include "store/db.h"
+#include "store/row_cache.h"
 
 namespace aloha::store {
 
@@ -66,20 +66,12 @@ class Realms {
 
  private:
   std::optional<RealmOwner> lookup_owner(std::string_view lower);
-  void write_attempt() noexcept {
-    owner_cache_.clear();
-    owner_cache_suspended_ = true;
-  }
-  struct ViewHash {
-    using is_transparent = void;  // find() by string_view without building a std::string
-    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
+  void write_attempt() noexcept { owner_cache_.invalidate(); }
 
   Database& db_;
   Stmt by_uuid_, owner_by_uuid_, upsert_, for_server_, set_deleted_;
-  // lowercase uuid -> owner (nullopt: no such realm); at most kOwnerCacheMax entries.
-  std::unordered_map<std::string, std::optional<RealmOwner>, ViewHash, std::equal_to<>> owner_cache_;
-  bool owner_cache_suspended_ = false;  // a realm was written in a batch that may still be open
+  // lowercase uuid -> owner (nullopt: no such realm); store/row_cache.h.
+  RowCache<std::optional<RealmOwner>> owner_cache_;
 };
 
 class Counters {

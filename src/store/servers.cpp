@@ -20,6 +20,7 @@ std::string select_server(const char* where) {
 Servers::Servers(Database& db, int64_t touch_interval_ms)
     : db_(db),
       touch_interval_ms_(touch_interval_ms),
+      auth_cache_(db, kAuthCacheMax),
       by_uuid_(db.handle(), select_server("uuid = ?1")),
       by_id_(db.handle(), select_server("id = ?1")),
       // The WHERE repeats the partial index's condition so SQLite can use servers_active_hostname.
@@ -79,33 +80,17 @@ std::optional<ServerRow> Servers::find_active_by_hostname(std::string_view hostn
 }
 
 std::shared_ptr<const ServerRow> Servers::find_for_auth(std::string_view uuid) {
-  if (auth_cache_suspended_) {
-    if (db_.batch_open()) {
-      // The open batch holds a server write that may still be rolled back (savepoint or failed
-      // commit): read through, cache nothing.
-      std::optional<ServerRow> row = find_by_uuid(uuid);
-      return row ? std::make_shared<const ServerRow>(std::move(*row)) : nullptr;
-    }
-    // That batch has ended: its outcome is what the table now says.
-    auth_cache_.clear();
-    auth_cache_suspended_ = false;
+  if (!auth_cache_.usable()) {
+    // The open batch holds a server write that may still be rolled back: read through.
+    std::optional<ServerRow> row = find_by_uuid(uuid);
+    return row ? std::make_shared<const ServerRow>(std::move(*row)) : nullptr;
   }
-  auto it = auth_cache_.find(uuid);
-  if (it != auth_cache_.end()) return it->second;
+  if (const auto* hit = auth_cache_.find(uuid)) return *hit;
   std::optional<ServerRow> row = find_by_uuid(uuid);
   if (!row) return nullptr;  // unknown ids are not cached: a later registration must be seen
-  if (auth_cache_.size() >= kAuthCacheMax) auth_cache_.clear();  // the bound; rows reload on demand
   auto shared = std::make_shared<const ServerRow>(std::move(*row));
-  auth_cache_.emplace(shared->uuid, shared);
+  auth_cache_.put(shared->uuid, shared);
   return shared;
-}
-
-// Called before every statement that changes a server row other than last_request_ms: the rule is
-// "invalidate on any attempt", so a write whose savepoint or batch rolls back cannot leave a
-// stale row either way.
-void Servers::row_write_attempt() noexcept {
-  auth_cache_.clear();
-  auth_cache_suspended_ = true;
 }
 
 void Servers::expect_one_changed(int changes, int64_t id, const char* what) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "store/db.h"
+#include "store/row_cache.h"
 
 namespace aloha::store {
 
@@ -81,19 +82,13 @@ class Servers {
   std::optional<ServerRow> one(Stmt& s);
   void write_touch(int64_t id, Touch& t) noexcept;
   void expect_one_changed(int changes, int64_t id, const char* what);
-  void row_write_attempt() noexcept;
-
-  struct ViewHash {
-    using is_transparent = void;  // find() by string_view without building a std::string
-    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
+  void row_write_attempt() noexcept { auth_cache_.invalidate(); }
 
   Database& db_;
   int64_t touch_interval_ms_;
   std::unordered_map<int64_t, Touch> touches_;  // one entry per server seen: bounded by the table
-  // uuid -> row; at most kAuthCacheMax entries (emptied when full).
-  std::unordered_map<std::string, std::shared_ptr<const ServerRow>, ViewHash, std::equal_to<>> auth_cache_;
-  bool auth_cache_suspended_ = false;  // a server row was written in a batch that may still be open
+  // uuid -> row; at most kAuthCacheMax entries (store/row_cache.h).
+  RowCache<std::shared_ptr<const ServerRow>> auth_cache_;
   Stmt by_uuid_, by_id_, by_hostname_, insert_, update_reg_, update_reg_key_, deactivate_, set_key_,
       set_version_, touch_;
 };
